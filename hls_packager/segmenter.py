@@ -1,0 +1,285 @@
+"""Pure cutting of encoded frames into LL-HLS parts and segments, and the live window.
+
+The grid is frame-exact and comes from the program frame index: with ``o`` the first frame of the
+run, segment ``k`` holds frames ``o + [k*S, (k+1)*S)`` and its part ``j`` frames ``o + [k*S + j*P,
+k*S + (j+1)*P)`` (S = frames per segment == GOP, P = frames per part). A part is closed as soon as
+its last frame is encoded (no waiting for the next frame). Every segment starts with a keyframe
+(the encoder forces one on the first frame of each segment), so the first part of a segment is
+INDEPENDENT.
+
+`Segmenter` runs in the encoder thread; `LiveWindow` is owned by the event loop (parts are
+handed over with ``loop.call_soon_threadsafe``). Neither does I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from hls_packager.config import Timing
+from hls_packager.encoder import EncodedAudio, EncodedFrame
+from hls_packager.fmp4 import AUDIO_TRACK_ID, VIDEO_TRACK_ID, Sample, TrackRun, media_fragment
+
+AUDIO_TIMESCALE = 48000
+
+
+def video_timescale(fps: int) -> int:
+    return 90000 if 90000 % fps == 0 else fps * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    msn: int
+    index: int  # part number inside its segment, from 0
+    data: bytes  # one CMAF chunk: moof + mdat
+    duration: float  # seconds (video-driven)
+    independent: bool  # starts with an IDR frame
+    first_frame: int
+    frames: int
+    # Wall-clock marks of every video frame in the part (for latency figures).
+    marks: tuple[dict[str, float], ...] = ()
+    # Of the segment the part belongs to (needed to list parts of an in-progress segment).
+    program_date_time: float = 0.0
+    discontinuity: bool = False
+    init_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    msn: int
+    parts: tuple[Part, ...]
+    duration: float
+    program_date_time: float  # wall clock (epoch s) of the first frame
+    discontinuity: bool = False
+    init_id: int = 0  # which init segment (EXT-X-MAP) its fragments need
+    first_frame: int = 0
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(p.data for p in self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(len(p.data) for p in self.parts)
+
+
+@dataclass(slots=True)
+class _OpenPart:
+    start: int  # first frame index actually present
+    end: int  # grid end (exclusive)
+    video: list[tuple[int, bytes, bool]] = field(default_factory=list)
+    audio: list[EncodedAudio] = field(default_factory=list)
+    marks: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _OpenSegment:
+    msn: int
+    number: int  # (index - origin) // segment_frames
+    pdt: float
+    first_frame: int
+    discontinuity: bool
+    parts: list[Part] = field(default_factory=list)
+
+
+class Segmenter:
+    """EncodedFrame stream in, (Part | Segment) events out, in publication order."""
+
+    def __init__(self, timing: Timing, base_msn: int = 0, origin: int = 0,
+                 discontinuity: bool = False, init_id: int = 0, fragment_seq: int = 1,
+                 min_msn: int = 0) -> None:
+        self.timing = timing
+        self.vts = video_timescale(timing.fps)
+        self.frame_ticks = self.vts // timing.fps
+        # msn = base_msn + (index - origin) // segment_frames, and the part grid starts at
+        # `origin` (the run's first frame): the same frame gets the same msn and part in every
+        # rendition (both set per run by the packager, shared by all renditions).
+        self.base_msn = base_msn
+        self.origin = origin
+        self.min_msn = min_msn  # frames of earlier segments are skipped (after a restart)
+        self.last_msn: int | None = None
+        self.init_id = init_id
+        self._discontinuity = discontinuity
+        self._seq = fragment_seq
+        self._seg: _OpenSegment | None = None
+        self._part: _OpenPart | None = None
+        self._pending_audio: list[EncodedAudio] = []
+
+    def add(self, ef: EncodedFrame) -> list[Part | Segment]:
+        t = self.timing
+        events: list[Part | Segment] = []
+        if ef.last:
+            if self._part is not None:
+                if ef.audio:
+                    self._part.audio.extend(ef.audio)
+                events += self._close_part(run_end=True)
+            if self._seg is not None:
+                events += self._close_segment()
+            return events
+        rel = ef.index - self.origin
+        if rel < 0 or self.base_msn + rel // t.segment_frames < self.min_msn:
+            return events
+        if not ef.video:  # nothing came out of the video encoder: keep the audio for later
+            self._pending_audio.extend(ef.audio)
+            return events
+        if self._part is not None and ef.index >= self._part.end:
+            events += self._close_part()
+        if self._seg is not None and rel // t.segment_frames != self._seg.number:
+            events += self._close_segment()
+        if self._seg is None:
+            pdt = ef.marks.get("tick") or ef.marks.get("encoded") or time.time()
+            number = rel // t.segment_frames
+            self._seg = _OpenSegment(self.base_msn + number, number, pdt, ef.index,
+                                     self._discontinuity)
+            self._discontinuity = False
+            self.last_msn = self._seg.msn
+        if self._part is None:
+            in_seg = rel % t.segment_frames
+            end = ef.index - in_seg + (in_seg // t.part_frames + 1) * t.part_frames
+            self._part = _OpenPart(ef.index, end)
+            if self._pending_audio:
+                self._part.audio.extend(self._pending_audio)
+                self._pending_audio = []
+        self._part.video.append((ef.index, ef.video, ef.is_key))
+        self._part.audio.extend(ef.audio)
+        self._part.marks.append(ef.marks)
+        if ef.index == self._part.end - 1:
+            events += self._close_part()
+            if self._part is None and (rel + 1) % t.segment_frames == 0:
+                events += self._close_segment()
+        return events
+
+    def _close_part(self, run_end: bool = False) -> list[Part | Segment]:
+        op, seg = self._part, self._seg
+        assert op is not None and seg is not None
+        self._part = None
+        if not op.video:
+            return []
+        ft = self.frame_ticks
+        vsamples = []
+        for k, (idx, data, key) in enumerate(op.video):
+            nxt = op.video[k + 1][0] if k + 1 < len(op.video) else (idx + 1 if run_end else op.end)
+            vsamples.append(Sample(data, (nxt - idx) * ft, key))
+        end_frame = op.video[-1][0] + 1 if run_end else op.end
+        runs = [TrackRun(VIDEO_TRACK_ID, op.video[0][0] * ft, vsamples)]
+        if op.audio:
+            runs.append(TrackRun(AUDIO_TRACK_ID, op.audio[0].time,
+                                 [Sample(a.data, a.duration, True) for a in op.audio]))
+        data = media_fragment(self._seq, runs)
+        self._seq += 1
+        part = Part(seg.msn, len(seg.parts), data, (end_frame - op.start) / self.timing.fps,
+                    op.video[0][2], op.start, end_frame - op.start, tuple(op.marks),
+                    seg.pdt, seg.discontinuity, self.init_id)
+        seg.parts.append(part)
+        return [part]
+
+    def _close_segment(self) -> list[Part | Segment]:
+        seg = self._seg
+        assert seg is not None
+        self._seg = None
+        if not seg.parts:
+            return []
+        return [Segment(seg.msn, tuple(seg.parts), sum(p.duration for p in seg.parts), seg.pdt,
+                        seg.discontinuity, self.init_id, seg.first_frame)]
+
+    @property
+    def fragment_seq(self) -> int:
+        return self._seq
+
+
+class LiveWindow:
+    """The last N complete segments plus the parts of the segment being produced."""
+
+    def __init__(self, window_segments: int = 7, part_segments: int = 3) -> None:
+        self.window_segments = window_segments
+        # Parts are listed (and kept fetchable) for the newest `part_segments` segments.
+        self.part_segments = part_segments
+        self.segments: deque[Segment] = deque()
+        self.current: list[Part] = []  # parts of the in-progress segment
+        self.current_msn: int | None = None
+        self.discontinuity_sequence = 0
+        self.ended = False
+        self._current_discontinuity = False
+
+    # ------------------------------------------------------------------ updates
+    def add_part(self, part: Part) -> None:
+        if self.current_msn != part.msn:
+            self.current = []
+            self.current_msn = part.msn
+        self.current.append(part)
+
+    def add_segment(self, seg: Segment) -> None:
+        self.segments.append(seg)
+        if self.current_msn == seg.msn:
+            self.current = []
+            self.current_msn = None
+        while len(self.segments) > self.window_segments:
+            old = self.segments.popleft()
+            if old.discontinuity:  # its EXT-X-DISCONTINUITY leaves the playlist with it
+                self.discontinuity_sequence += 1
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def media_sequence(self) -> int:
+        if self.segments:
+            return self.segments[0].msn
+        return self.current_msn or 0
+
+    @property
+    def last_part(self) -> tuple[int, int] | None:
+        """(msn, part index) of the newest published part."""
+        if self.current:
+            p = self.current[-1]
+            return p.msn, p.index
+        if self.segments:
+            s = self.segments[-1]
+            return s.msn, len(s.parts) - 1
+        return None
+
+    @property
+    def next_part(self) -> tuple[int, int] | None:
+        """(msn, part) the preload hint points at: the part that will be published next."""
+        if self.ended:
+            return None
+        if self.current:
+            p = self.current[-1]
+            return p.msn, p.index + 1
+        if self.segments:
+            return self.segments[-1].msn + 1, 0
+        return None
+
+    @property
+    def last_msn(self) -> int | None:
+        if self.current_msn is not None:
+            return self.current_msn
+        return self.segments[-1].msn if self.segments else None
+
+    def has(self, msn: int, part: int | None) -> bool:
+        """Is segment `msn` complete (part None), or part `part` of it published (or past)?"""
+        if part is None:
+            return bool(self.segments) and self.segments[-1].msn >= msn
+        if self.segments and self.segments[-1].msn >= msn:
+            return True  # complete (a segment with fewer parts can't get part `part` any more)
+        lp = self.last_part
+        return lp is not None and (lp[0] > msn or (lp[0] == msn and lp[1] >= part))
+
+    def segment(self, msn: int) -> Segment | None:
+        for s in self.segments:
+            if s.msn == msn:
+                return s
+        return None
+
+    def part(self, msn: int, index: int) -> Part | None:
+        if msn == self.current_msn:
+            return self.current[index] if 0 <= index < len(self.current) else None
+        seg = self.segment(msn)
+        if seg is None or not self.parts_listed(seg.msn):
+            return None
+        return seg.parts[index] if 0 <= index < len(seg.parts) else None
+
+    def parts_listed(self, msn: int) -> bool:
+        """Parts of a complete segment are listed only for the newest `part_segments`."""
+        if not self.segments:
+            return False
+        return msn > self.segments[-1].msn - self.part_segments

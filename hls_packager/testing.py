@@ -1,0 +1,47 @@
+"""Synthetic program frames (moving gradient + tone) for tests and benchmarks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from switcher.program import AUDIO_RATE, ProgramFrame, first_sample_of_frame, samples_for_frame
+
+
+def make_program_frame(index: int, fps: int = 30, width: int = 320, height: int = 180,
+                       tone_hz: float = 440.0, marks: dict[str, float] | None = None
+                       ) -> ProgramFrame:
+    """Frame `index` of a moving luma gradient with a box, and a sine tone (exact samples).
+
+    `height` must be a multiple of 4 (yuv420p planes packed as one (h*3/2, w) array)."""
+    if width % 2 or height % 4:
+        raise ValueError("width must be even and height a multiple of 4")
+    x = np.arange(width, dtype=np.uint16)
+    y = np.arange(height, dtype=np.uint16)[:, None]
+    luma = ((x[None, :] + y + index * 4) % 220 + 16).astype(np.uint8)
+    bx = (index * 7) % max(1, width - 32)
+    luma[height // 4 : height // 4 + 32, bx : bx + 32] = 235
+    cw, ch = width // 2, height // 2
+    u = np.full((ch, cw), 128 + (index % 60) - 30, np.uint8)
+    v = np.full((ch, cw), 128, np.uint8)
+    planes = np.concatenate([luma, u.reshape(-1, width), v.reshape(-1, width)])
+    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    frame.pts = index
+    frame.time_base = Fraction(1, fps)
+    n = samples_for_frame(index, fps)
+    t = (first_sample_of_frame(index, fps) + np.arange(n)) / AUDIO_RATE
+    mono = (0.2 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)
+    audio = np.stack([mono, mono], axis=1)
+    now = time.time()
+    m = {"captured": now, "tick": now, "composited": now} if marks is None else marks
+    return ProgramFrame(index, fps, frame, audio, m)
+
+
+def program_frames(count: int, fps: int = 30, width: int = 320, height: int = 180,
+                   start: int = 0) -> Iterator[ProgramFrame]:
+    for i in range(start, start + count):
+        yield make_program_frame(i, fps, width, height)

@@ -1,0 +1,136 @@
+"""WHIP ingest over loopback with real peers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import Server
+from tests.utils import PyavWhipPublisher, aiortc_publish, wait_for
+
+
+async def source_stats(server: Server, pid: str, token: str, sid: str) -> dict | None:
+    prod = await server.production(pid, token)
+    return next((s for s in prod["sources"] if s["id"] == sid), None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_aiortc_publisher_frames_arrive(server: Server, codec: str) -> None:
+    prod = await server.create_production()
+    url = f"{server.url}/whip/quake/cam1"
+    pub = await aiortc_publish(server.http, url, prod["publish_token"], codec=codec,
+                               width=640, height=360)
+    try:
+        assert pub.status == 201, pub.answer
+        assert pub.location and pub.location.startswith("/whip/quake/cam1/")
+        assert pub.response_headers.get("ETag")
+        assert pub.response_headers["Content-Type"].startswith("application/sdp")
+
+        async def live() -> bool:
+            s = await source_stats(server, "quake", prod["director_token"], "cam1")
+            return bool(s and s["frames_received"] >= 10 and s["audio_frames_received"] > 5)
+
+        await wait_for(live, 20, f"{codec} frames from the aiortc publisher")
+        s = await source_stats(server, "quake", prod["director_token"], "cam1")
+        assert s["state"] == "live" and s["kind"] == "whip"
+        assert (s["width"], s["height"]) == (640, 360)
+        assert s["video_codec"] == codec
+        async with server.http.get(
+                f"{server.url}/api/productions/quake/sources/cam1/snapshot.jpg",
+                headers={"Authorization": f"Bearer {prod['director_token']}"}) as r:
+            assert r.status == 200 and r.content_type == "image/jpeg"
+            assert (await r.read())[:2] == b"\xff\xd8"
+        # DELETE ends the session
+        async with server.http.delete(server.url + pub.location, headers={
+                "Authorization": f"Bearer {prod['publish_token']}"}) as r:
+            assert r.status == 200
+        s = await source_stats(server, "quake", prod["director_token"], "cam1")
+        assert s["state"] == "ended"
+        async with server.http.delete(server.url + pub.location, headers={
+                "Authorization": f"Bearer {prod['publish_token']}"}) as r:
+            assert r.status == 404
+    finally:
+        await pub.close()
+
+
+@pytest.mark.slow
+async def test_rsa_certificate_publisher(server: Server) -> None:
+    """GStreamer webrtcbin's DTLS identity is RSA: aiortc out of the box cannot connect."""
+    prod = await server.create_production()
+    pub = await aiortc_publish(server.http, f"{server.url}/whip/quake/gst",
+                               prod["publish_token"], rsa_certificate=True)
+    try:
+        assert pub.status == 201, pub.answer
+
+        async def live() -> bool:
+            s = await source_stats(server, "quake", prod["director_token"], "gst")
+            return bool(s and s["frames_received"] >= 5)
+
+        await wait_for(live, 20, "frames from the RSA-certificate publisher")
+    finally:
+        await pub.close()
+
+
+@pytest.mark.slow
+async def test_pyav_whip_muxer_default_settings(server: Server) -> None:
+    prod = await server.create_production()
+    pub = PyavWhipPublisher(f"{server.url}/whip/quake/ffmpeg", prod["publish_token"],
+                            width=640, height=360).start()
+    try:
+        async def live() -> bool:
+            if pub.error:
+                raise AssertionError(f"whip muxer failed: {pub.error}")
+            s = await source_stats(server, "quake", prod["director_token"], "ffmpeg")
+            return bool(s and s["frames_received"] >= 10)
+
+        await wait_for(live, 30, "frames from FFmpeg's whip muxer")
+        s = await source_stats(server, "quake", prod["director_token"], "ffmpeg")
+        assert (s["width"], s["height"]) == (640, 360)
+        assert s["video_codec"] == "H264"
+    finally:
+        rc = await asyncio.to_thread(pub.stop)
+    assert rc == 0, pub.error
+    # closing the muxer sends the WHIP DELETE: the source ends
+    s = await source_stats(server, "quake", prod["director_token"], "ffmpeg")
+    assert s["state"] == "ended"
+
+
+@pytest.mark.slow
+async def test_reconnect_replaces_old_session(server: Server) -> None:
+    prod = await server.create_production()
+    url = f"{server.url}/whip/quake/phone"
+    first = await aiortc_publish(server.http, url, prod["publish_token"], rgb=(250, 0, 0))
+    second = None
+    try:
+        assert first.status == 201
+        d = prod["director_token"]
+
+        async def has_frames() -> bool:
+            s = await source_stats(server, "quake", d, "phone")
+            return bool(s and s["frames_received"] > 3)
+
+        await wait_for(has_frames, 20, "first session frames")
+        # the phone switches network: a new offer under the same name, old peer still up
+        second = await aiortc_publish(server.http, url, prod["publish_token"],
+                                      rgb=(0, 0, 250))
+        assert second.status == 201 and second.location != first.location
+        new_id = second.location.rsplit("/", 1)[1]
+
+        async def second_live() -> bool:
+            s = await source_stats(server, "quake", d, "phone")
+            return bool(s and s["info"]["session"] == new_id and s["frames_received"] > 3)
+
+        await wait_for(second_live, 20, "frames from the second session")
+        # the old peer is told: its DTLS/ICE transport is closed by the server
+        await wait_for(lambda: first.pc.connectionState in ("closed", "failed"), 30,
+                       "old publisher disconnected")
+        # the old session's resource is gone
+        async with server.http.delete(server.url + first.location, headers={
+                "Authorization": f"Bearer {prod['publish_token']}"}) as r:
+            assert r.status == 404
+    finally:
+        await first.close()
+        if second:
+            await second.close()

@@ -1,0 +1,122 @@
+"""Segmenter numbering/grid and the live window, with fake encoded frames (no encoder)."""
+
+from __future__ import annotations
+
+from hls_packager.config import HlsConfig, Timing
+from hls_packager.encoder import EncodedAudio, EncodedFrame
+from hls_packager.segmenter import LiveWindow, Part, Segment, Segmenter
+
+TIMING = Timing.from_config(HlsConfig(), 30)  # 6-frame parts, 30-frame segments
+IDR = b"\x00\x00\x00\x02\x65\x00"
+P = b"\x00\x00\x00\x02\x41\x00"
+
+
+def frame(i: int, key: bool, audio_t: int | None = None) -> EncodedFrame:
+    audio = [EncodedAudio(audio_t, b"\x21\x00")] if audio_t is not None else []
+    return EncodedFrame(i, IDR if key else P, key, audio, {"tick": 1000.0 + i / 30})
+
+
+def run(seg: Segmenter, indices, origin: int = 0) -> list[Part | Segment]:
+    out: list[Part | Segment] = []
+    for i in indices:
+        out += seg.add(frame(i, (i - origin) % 30 == 0, (i - origin) * 1600))
+    return out
+
+
+def test_timing_grid():
+    assert (TIMING.part_frames, TIMING.segment_frames, TIMING.parts_per_segment) == (6, 30, 5)
+    assert TIMING.target_duration == 1
+    t25 = Timing.from_config(HlsConfig(), 25)
+    assert (t25.part_frames, t25.segment_frames) == (5, 25)
+    t24 = Timing.from_config(HlsConfig(), 24)  # 5-frame parts, segments rounded up to 25
+    assert (t24.part_frames, t24.segment_frames, t24.target_duration) == (5, 25, 1)
+
+
+def test_parts_close_on_their_last_frame_and_segments_on_their_last_part():
+    seg = Segmenter(TIMING)
+    assert run(seg, range(5)) == []
+    (p0,) = run(seg, [5])  # the 6th frame closes part 0 at once
+    assert (p0.msn, p0.index, p0.frames, p0.independent) == (0, 0, 6, True)
+    events = run(seg, range(6, 30))
+    assert [type(e).__name__ for e in events] == ["Part"] * 4 + ["Segment"]
+    s0 = events[-1]
+    assert (s0.msn, len(s0.parts), s0.duration, s0.program_date_time) == (0, 5, 1.0, 1000.0)
+    assert [p.independent for p in s0.parts] == [True, False, False, False, False]
+    assert s0.data == b"".join(p.data for p in s0.parts)
+
+
+def test_msn_from_base_and_origin_and_run_end():
+    seg = Segmenter(TIMING, base_msn=40, origin=1000, discontinuity=True, init_id=3)
+    events = run(seg, range(1000, 1040), origin=1000)
+    segs = [e for e in events if isinstance(e, Segment)]
+    assert [s.msn for s in segs] == [40]
+    assert segs[0].discontinuity and segs[0].init_id == 3
+    end = seg.add(EncodedFrame(1039, b"", False, [], last=True))
+    assert [(type(e).__name__, e.msn) for e in end] == [("Part", 41), ("Segment", 41)]
+    last_part, last_seg = end
+    assert last_part.frames == 4 and abs(last_seg.duration - 10 / 30) < 1e-9
+    assert not last_seg.discontinuity  # only the run's first segment
+
+
+def test_dropped_frames_fill_durations_and_keep_grid():
+    seg = Segmenter(TIMING)
+    events = run(seg, [0, 1, 2, 4, 5, 8, 9, 10, 11])  # 3, 6 and 7 dropped
+    parts = [e for e in events if isinstance(e, Part)]
+    assert [(p.index, p.first_frame, p.frames) for p in parts] == [(0, 0, 6), (1, 8, 4)]
+    assert abs(parts[1].duration - 4 / 30) < 1e-9
+
+
+def test_min_msn_skips_frames_of_earlier_segments():
+    seg = Segmenter(TIMING, min_msn=1)
+    assert run(seg, range(0, 30)) == []
+    events = run(seg, range(30, 36))
+    assert [(e.msn, e.index) for e in events] == [(1, 0)]
+
+
+def _segments(n: int, discontinuity_at: int = -1) -> list[Part | Segment]:
+    seg = Segmenter(TIMING)
+    out: list[Part | Segment] = []
+    for i in range(n * 30):
+        out += seg.add(frame(i, i % 30 == 0))
+    if discontinuity_at >= 0:
+        out = [
+            Segment(e.msn, e.parts, e.duration, e.program_date_time, True)
+            if isinstance(e, Segment) and e.msn == discontinuity_at else e
+            for e in out
+        ]
+    return out
+
+
+def feed(w: LiveWindow, events) -> None:
+    for e in events:
+        if isinstance(e, Part):
+            w.add_part(e)
+        else:
+            w.add_segment(e)
+
+
+def test_live_window_eviction_lookup_and_has():
+    w = LiveWindow(window_segments=7, part_segments=3)
+    assert w.last_part is None and w.next_part is None and not w.has(0, 0)
+    feed(w, _segments(9, discontinuity_at=1))
+    assert [s.msn for s in w.segments] == list(range(2, 9))
+    assert w.media_sequence == 2
+    assert w.discontinuity_sequence == 1  # segment 1 (with its discontinuity) left the window
+    assert w.last_part == (8, 4) and w.next_part == (9, 0)
+    assert w.has(8, None) and w.has(8, 4) and w.has(8, 7)  # complete: no more parts will come
+    assert not w.has(9, None) and not w.has(9, 0)
+    assert w.part(8, 0) is not None and w.part(6, 4) is not None
+    assert w.part(5, 0) is None  # parts expire before their segment leaves the window
+    assert w.segment(2) is not None and w.segment(1) is None
+    assert w.part(8, 5) is None
+
+
+def test_live_window_in_progress_segment():
+    w = LiveWindow()
+    events = _segments(2)
+    feed(w, events[:-1])  # segment 1's parts but not the Segment event
+    assert w.current_msn == 1 and len(w.current) == 5
+    assert w.last_msn == 1 and w.last_part == (1, 4) and w.next_part == (1, 5)
+    assert w.has(1, 4) and not w.has(1, None)
+    w.ended = True
+    assert w.next_part is None
