@@ -58,9 +58,9 @@ async def run_server(cfg: Config, *, demo: bool = False) -> None:
         if demo:
             await setup_demo(base, app[ADMIN_TOKEN], cfg)
         else:
-            print(f"Scene Cloud listening on {base}\n"
-                  f"Admin token: see {os.path.join(data_dir, 'admin_token')}"
-                  " (or set SCENECLOUD_ADMIN_TOKEN)", flush=True)
+            where = ("from the config / SCENECLOUD_ADMIN_TOKEN" if cfg.server.admin_token
+                     else f"in {os.path.join(data_dir, 'admin_token')}")
+            print(f"Scene Cloud listening on {base}\nAdmin token: {where}", flush=True)
         await stop.wait()
         log.info("shutting down: closing sessions")
     finally:

@@ -46,8 +46,11 @@ class ColorTrack(VideoStreamTrack):
         img = np.zeros((height, width, 3), np.uint8)
         img[:] = rgb
         self._frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+        self.sending = asyncio.Event()  # clear it to stop sending frames (connection stays up)
+        self.sending.set()
 
     async def recv(self) -> av.VideoFrame:
+        await self.sending.wait()
         pts, time_base = await self.next_timestamp()
         frame = av.VideoFrame.from_ndarray(self._frame.to_ndarray(), format="yuv420p")
         frame.pts, frame.time_base = pts, time_base
@@ -94,6 +97,7 @@ class AiortcPublisher:
     status: int
     answer: str
     response_headers: Any = field(default_factory=dict)
+    video: ColorTrack | None = None
 
     async def close(self) -> None:
         await self.pc.close()
@@ -107,10 +111,11 @@ async def aiortc_publish(http: aiohttp.ClientSession, url: str, token: str, *,
 
     `rsa_certificate` gives the peer an RSA-2048 DTLS identity, as GStreamer's webrtcbin has."""
     pc = RTCPeerConnection()
+    video = ColorTrack(width, height, rgb)
     if rsa_certificate:
         pc._RTCPeerConnection__certificates = [  # type: ignore[attr-defined]
             RsaCertificate.generateCertificate()]
-    vt = pc.addTransceiver(ColorTrack(width, height, rgb), direction="sendonly")
+    vt = pc.addTransceiver(video, direction="sendonly")
     if codec:
         from aiortc.rtcrtpsender import RTCRtpSender
 
@@ -127,7 +132,7 @@ async def aiortc_publish(http: aiohttp.ClientSession, url: str, token: str, *,
                                   "Content-Type": "application/sdp"}) as r:
         text = await r.text()
         pub = AiortcPublisher(pc=pc, location=r.headers.get("Location"), status=r.status,
-                              answer=text, response_headers=r.headers.copy())
+                              answer=text, response_headers=r.headers.copy(), video=video)
     if pub.status == 201:
         await pc.setRemoteDescription(RTCSessionDescription(text, "answer"))
     return pub

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from tests.conftest import Server
+from media_server.config import Config
+from tests.conftest import Server, make_config
 from tests.utils import PyavWhipPublisher, aiortc_publish, wait_for
 
 
@@ -134,3 +135,61 @@ async def test_reconnect_replaces_old_session(server: Server) -> None:
         await first.close()
         if second:
             await second.close()
+
+
+class TestSessionLifetime:
+    @pytest.fixture
+    def config(self) -> Config:
+        return make_config(stall_timeout_s=0.5, connect_timeout_s=2.0)
+
+    @pytest.mark.slow
+    async def test_stalled_then_live_again(self, server: Server) -> None:
+        prod = await server.create_production()
+        d = prod["director_token"]
+        pub = await aiortc_publish(server.http, f"{server.url}/whip/quake/cam",
+                                   prod["publish_token"])
+        try:
+            async def state(want: str) -> bool:
+                s = await source_stats(server, "quake", d, "cam")
+                return bool(s and s["state"] == want)
+
+            await wait_for(lambda: state("live"), 20, "live")
+            assert pub.video is not None
+            pub.video.sending.clear()  # camera freezes, connection stays up
+            await wait_for(lambda: state("stalled"), 5, "stalled")
+            pub.video.sending.set()
+            await wait_for(lambda: state("live"), 5, "live again")
+        finally:
+            await pub.close()
+
+    @pytest.mark.slow
+    async def test_never_connecting_session_is_closed(self, server: Server) -> None:
+        """An offer whose candidates lead nowhere: the session ends after connect_timeout_s."""
+        import re
+
+        from aiortc import RTCPeerConnection
+
+        from tests.utils import ColorTrack
+
+        prod = await server.create_production()
+        pc = RTCPeerConnection()
+        pc.addTransceiver(ColorTrack(64, 64), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        await pc.close()  # nobody will answer ICE checks
+        sdp = re.sub(r"a=candidate:.*\r\n", "", pc.localDescription.sdp)
+        sdp = sdp.replace("a=end-of-candidates", "a=candidate:1 1 udp 2130706431 127.0.0.1 9 "
+                                                 "typ host\r\na=end-of-candidates")
+        async with server.http.post(f"{server.url}/whip/quake/ghost", data=sdp, headers={
+                "Authorization": f"Bearer {prod['publish_token']}",
+                "Content-Type": "application/sdp"}) as r:
+            assert r.status == 201, await r.text()
+
+        async def ended() -> bool:
+            s = await source_stats(server, "quake", prod["director_token"], "ghost")
+            return bool(s and s["state"] == "ended")
+
+        await wait_for(ended, 10, "session closed by the connect watchdog")
+        s = await source_stats(server, "quake", prod["director_token"], "ghost")
+        assert "not connected" in s["error"] or "failed" in s["error"]
+        async with server.http.get(f"{server.url}/healthz") as r:
+            assert (await r.json())["whip_sessions"] == 0
