@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -13,12 +12,30 @@ from typing import Any
 
 from aiohttp import web
 
-from .auth import require_token
+from hls_packager.server import HLS_REGISTRY, HlsRegistry, register_hls_routes
+from web_console.api import register_switcher_routes
+
 from .config import Config, ConfigError, VideoConfig
 from .errors import ApiError, error_middleware
 from .inputs import PullInput, TestInput, validate_pull_url
 from .productions import ProductionRuntime
-from .store import ID_RE, Production, ProductionExists, SqliteStore, Store, new_token
+from .store import ID_RE, Production, ProductionExists, SqliteStore, new_token
+from .web import (
+    ADMIN_TOKEN,
+    CONFIG,
+    FILE_ROOTS,
+    READY,
+    RUNTIMES,
+    STORE,
+    WHIP,
+    check_keys,
+    json_response,
+    read_json,
+    require_admin,
+    require_director,
+    require_publisher,
+    runtime_for,
+)
 from .whip import (
     SDP_TYPE,
     WhipService,
@@ -28,14 +45,6 @@ from .whip import (
 )
 
 log = logging.getLogger(__name__)
-
-CONFIG = web.AppKey("config", Config)
-STORE = web.AppKey("store", Store)  # type: ignore[type-abstract]
-RUNTIMES = web.AppKey("runtimes", dict)
-WHIP = web.AppKey("whip", WhipService)
-ADMIN_TOKEN = web.AppKey("admin_token", str)
-READY = web.AppKey("ready", asyncio.Event)
-
 
 def resolve_admin_token(config: Config, data_dir: Path) -> str:
     """Config/env token, else the one kept in <data_dir>/admin_token (created on first start)."""
@@ -50,55 +59,6 @@ def resolve_admin_token(config: Config, data_dir: Path) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     return token
-
-
-# --- helpers -------------------------------------------------------------------------------
-async def read_json(request: web.Request) -> dict[str, Any]:
-    limit = request.app[CONFIG].server.max_json_bytes
-    ctype = request.content_type
-    if ctype != "application/json":
-        raise ApiError(415, f"expected Content-Type application/json, got {ctype or 'none'}")
-    body = await read_limited_body(request, limit)
-    try:
-        data = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "body must be a JSON object")
-    return data
-
-
-def json_response(data: Any, status: int = 200, **kw: Any) -> web.Response:
-    return web.json_response(data, status=status,
-                             dumps=lambda o: json.dumps(o, ensure_ascii=False), **kw)
-
-
-def check_keys(data: dict[str, Any], allowed: set[str], where: str = "") -> None:
-    for k in data:
-        if k not in allowed:
-            raise ApiError(400, f"unknown field {where}{k!r}", field=f"{where}{k}")
-
-
-def runtime_for(request: web.Request) -> ProductionRuntime:
-    pid = request.match_info["production"]
-    rt = request.app[RUNTIMES].get(pid)
-    if rt is None:
-        raise ApiError(404, f"no such production {pid!r}")
-    return rt
-
-
-def require_admin(request: web.Request) -> None:
-    require_token(request, [request.app[ADMIN_TOKEN]], realm="scenecloud-admin")
-
-
-def require_director(request: web.Request, rt: ProductionRuntime) -> None:
-    require_token(request, [rt.production.director_token, request.app[ADMIN_TOKEN]],
-                  realm="scenecloud-director")
-
-
-def require_publisher(request: web.Request, rt: ProductionRuntime) -> None:
-    require_token(request, [rt.production.publish_token, rt.production.director_token,
-                            request.app[ADMIN_TOKEN]], realm="scenecloud-whip")
 
 
 # --- health --------------------------------------------------------------------------------
@@ -143,7 +103,7 @@ async def create_production(request: web.Request) -> web.Response:
         await request.app[STORE].create(prod)
     except ProductionExists:
         raise ApiError(409, f"production {pid!r} already exists") from None
-    rt = ProductionRuntime(prod, cfg)
+    rt = ProductionRuntime(prod, cfg, request.app[HLS_REGISTRY])
     request.app[RUNTIMES][pid] = rt
     rt.start()
     log.info("production %s created", pid)
@@ -242,8 +202,6 @@ async def add_source(request: web.Request) -> web.Response:
     return json_response(src.stats(), status=201,
                          headers={"Location": f"/api/productions/{rt.id}/sources/{sid}"})
 
-
-FILE_ROOTS = web.AppKey("file_roots", list)
 
 
 def _is_hex_color(s: str) -> bool:
@@ -368,13 +326,15 @@ def create_app(config: Config, *, data_dir: Path | None = None,
     app[READY] = asyncio.Event()
     app[FILE_ROOTS] = [*config.ingest.pull_file_roots, *(file_roots or [])]
     app[ADMIN_TOKEN] = resolve_admin_token(config, data)
+    # HLS first: its cleanup (stop every packager) then runs after the productions' own
+    register_hls_routes(app, HlsRegistry(data_dir=data, config=config.hls))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = SqliteStore(data / "scenecloud.db")
         app[STORE] = store
         for prod in await store.list():
             if prod.ended_at is None:
-                rt = ProductionRuntime(prod, config)
+                rt = ProductionRuntime(prod, config, app[HLS_REGISTRY])
                 app[RUNTIMES][prod.id] = rt
                 rt.start()
         app[READY].set()
@@ -401,4 +361,6 @@ def create_app(config: Config, *, data_dir: Path | None = None,
     r.add_route("OPTIONS", "/whip/{production}/{source}/{session}", whip_options)
     r.add_delete("/whip/{production}/{source}/{session}", whip_delete)
     r.add_patch("/whip/{production}/{source}/{session}", whip_patch)
+    # switcher API, events, program/preview snapshots
+    register_switcher_routes(app)
     return app

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hls_packager.config import HlsConfig
+
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -130,10 +132,27 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class SwitcherConfig:
+    # A stalled source freezes on its last frame, then shows "signal lost" after this long.
+    signal_lost_after_s: float = 2.0
+    # Late output clock: catch up at most this many frames, then skip (indices stay continuous).
+    max_catchup_frames: int = 3
+    # Program frames queued for the packager; the oldest is dropped (counted) past it.
+    output_queue_frames: int = 4
+
+    def __post_init__(self) -> None:
+        _check_range("signal_lost_after_s", self.signal_lost_after_s, 0.1, 3600)
+        _check_range("max_catchup_frames", self.max_catchup_frames, 0, 60)
+        _check_range("output_queue_frames", self.output_queue_frames, 1, 120)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    switcher: SwitcherConfig = field(default_factory=SwitcherConfig)
+    hls: HlsConfig = field(default_factory=HlsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
 
     def replace(self, section: str, **changes: Any) -> Config:
@@ -191,7 +210,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
             kwargs[name] = _coerce(where, hints[name], data[name])
     try:
         return cls(**kwargs)
-    except ConfigError as exc:
+    except ValueError as exc:  # ConfigError, or a section's own error (e.g. HlsConfigError)
         raise ConfigError(f"{prefix}.{exc}" if prefix else str(exc)) from None
 
 
@@ -269,5 +288,5 @@ def config_to_dict(cfg: Any) -> Any:
     return cfg
 
 
-__all__ = ["Config", "ConfigError", "IceServer", "IngestConfig", "ServerConfig", "StoreConfig",
-           "VideoConfig", "config_to_dict", "load_config"]
+__all__ = ["Config", "ConfigError", "HlsConfig", "IceServer", "IngestConfig", "ServerConfig",
+           "StoreConfig", "SwitcherConfig", "VideoConfig", "config_to_dict", "load_config"]

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from hls_packager.config import HlsConfig
+from hls_packager.server import HlsRegistry, Packager
+from switcher import Switcher
+
 from .config import Config
 from .errors import ApiError
+from .events import EventHub
 from .source import Source, SourceKind
 from .store import Production
 
@@ -52,8 +59,20 @@ class TaskGroup:
                 await t
 
 
+def ladder_for(hls: HlsConfig, p: Production) -> HlsConfig:
+    """The configured ladder without rungs above the production's size (no upscaling); when
+    every rung is larger, one rung at the production's own size with the smallest rung's
+    bitrates."""
+    rungs = tuple(r for r in hls.renditions if r.height <= p.height and r.width <= p.width)
+    if not rungs:
+        small = min(hls.renditions, key=lambda r: r.height)
+        rungs = (dataclasses.replace(small, name=f"{p.height}p", width=p.width, height=p.height),)
+    return dataclasses.replace(hls, renditions=rungs)
+
+
 class ProductionRuntime:
-    def __init__(self, production: Production, config: Config) -> None:
+    def __init__(self, production: Production, config: Config,
+                 hls: HlsRegistry | None = None) -> None:
         self.production = production
         self.config = config
         self.sources: dict[str, Source] = {}
@@ -62,12 +81,43 @@ class ProductionRuntime:
         self.pollers: dict[str, Callable[[], Awaitable[None]]] = {}
         self._lock = asyncio.Lock()
         self.closed = False
+        self.events = EventHub()
+        sc = config.switcher
+        self.switcher = Switcher(lambda: self.sources, width=production.width,
+                                 height=production.height, fps=production.fps,
+                                 signal_lost_after_s=sc.signal_lost_after_s,
+                                 max_catchup_frames=sc.max_catchup_frames,
+                                 name=f"switcher:{production.id}")
+        self._hls = hls
+        self.packager: Packager | None = None
+        self._pump: threading.Thread | None = None
 
     @property
     def id(self) -> str:
         return self.production.id
 
     def start(self) -> None:
+        """Start the output: switcher clock → packager (LL-HLS), events → subscribers."""
+        loop = asyncio.get_running_loop()
+        self.switcher.add_listener(
+            lambda ev: loop.call_soon_threadsafe(self.events.publish, ev))
+        if self._hls is not None:
+            self.packager = self._hls.create(self.id, fps=self.production.fps,
+                                             config=ladder_for(self.config.hls, self.production))
+            self.packager.start(loop)
+            out = self.switcher.add_output("hls", self.config.switcher.output_queue_frames)
+            packager = self.packager
+
+            def pump() -> None:
+                # Moves program frames to the packager; Packager.push never blocks.
+                while not out.closed or len(out):
+                    frame = out.get(timeout=0.5)
+                    if frame is not None:
+                        packager.push(frame)
+
+            self._pump = threading.Thread(target=pump, name=f"hls-pump:{self.id}", daemon=True)
+            self._pump.start()
+        self.switcher.start()
         self.tasks.spawn(self._monitor(), "monitor")
 
     def active_sources(self) -> list[Source]:
@@ -133,12 +183,25 @@ class ProductionRuntime:
             await asyncio.sleep(MONITOR_INTERVAL_S)
 
     async def close(self) -> None:
+        """End the production: sources closed, switcher stopped, HLS output turned replay."""
         self.closed = True
         await asyncio.gather(*(s.close() for s in list(self.sources.values())),
                              return_exceptions=True)
+        await asyncio.to_thread(self.switcher.close)  # closes its outputs: the pump ends
+        if self._pump is not None:
+            await asyncio.to_thread(self._pump.join, 5)
+        if self.packager is not None:
+            await self.packager.aclose()
         await self.tasks.cancel_all()
 
     def describe(self) -> dict[str, Any]:
         d = self.production.public_dict(with_tokens=False)
-        d["sources"] = [s.stats() for s in self.sources.values()]
+        state = self.switcher.state_dict()
+        tally = state.get("tally", {})
+        d["sources"] = [{**s.stats(), "tally": tally.get(sid, "off")}
+                        for sid, s in self.sources.items()]
+        for key in ("program", "preview", "transition", "ftb", "layouts", "overlays", "audio"):
+            d[key] = state.get(key)
+        d["output"] = {"switcher": self.switcher.stats(),
+                       "hls": self.packager.stats() if self.packager else None}
         return d

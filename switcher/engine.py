@@ -392,13 +392,15 @@ class Switcher:
             self._log_throttled("%s: get_sources failed", self.name, exc_info=True)
             return {}
 
-    def _drain_commands(self, ids: tuple[str, ...]) -> bool:
-        changed = False
+    def _drain_commands(self, ids: tuple[str, ...]) -> list[tuple[Future, dict[str, Any]]]:
+        """Apply queued commands. Rejections are answered at once; accepted ones are returned
+        to be answered once the frame showing them is composited and published."""
+        done: list[tuple[Future, dict[str, Any]]] = []
         while True:
             try:
                 cmd, fut = self._commands.get_nowait()
             except queue.Empty:
-                return changed
+                return done
             if not fut.set_running_or_notify_cancel():
                 continue
             try:
@@ -413,8 +415,7 @@ class Switcher:
                 fut.set_exception(e)
                 continue
             self.commands_applied += 1
-            changed = True
-            fut.set_result(self.state.to_dict(ids))
+            done.append((fut, self.state.to_dict(ids)))
 
     def tick(self) -> ProgramFrame:
         """Produce the next program frame (the clock thread calls this once per slot)."""
@@ -424,7 +425,8 @@ class Switcher:
         sources = self._sources()
         ids = tuple(sources)
         self._source_ids = ids
-        changed = self._drain_commands(ids)
+        accepted = self._drain_commands(ids)
+        changed = bool(accepted)
         if changed:
             self._overlays.prune(set(self.state.overlays))
         changed |= self.state.tick()
@@ -518,6 +520,10 @@ class Switcher:
         self.ticks += 1
         self._composite_ms.append(composite_ms)
         self._publish(changed, ids, index)
+        # Reply to accepted commands now: the frame showing them is on program (and in
+        # last_frame/snapshots), and state_dict() agrees with the reply.
+        for fut, state in accepted:
+            fut.set_result(state)
         self._tick_ms.append((time.perf_counter() - t_start) * 1000.0)
         return pf
 
