@@ -50,8 +50,7 @@ def check_offer(sdp: str) -> OfferSummary:
         if m.port == 0:
             continue
         if not m.ice.usernameFragment or not m.ice.password:
-            if not (desc.ice_lite is not None and m.ice.usernameFragment):
-                raise OfferError(f"{m.kind} section has no ICE credentials (a=ice-ufrag/ice-pwd)")
+            raise OfferError(f"{m.kind} section has no ICE credentials (a=ice-ufrag/ice-pwd)")
         if not m.dtls or not m.dtls.fingerprints:
             raise OfferError(f"{m.kind} section has no DTLS fingerprint (a=fingerprint)")
         names = []

@@ -193,3 +193,51 @@ class TestSessionLifetime:
         assert "not connected" in s["error"] or "failed" in s["error"]
         async with server.http.get(f"{server.url}/healthz") as r:
             assert (await r.json())["whip_sessions"] == 0
+
+
+@pytest.mark.slow
+async def test_bad_publishers_do_not_disturb_a_live_one(server: Server) -> None:
+    """Garbage offers, a never-connecting session and an abrupt disconnect in another
+    production (and beside it) leave a live publisher's frame rate untouched."""
+    good = await server.create_production("good")
+    bad = await server.create_production("bad")
+    pub = await aiortc_publish(server.http, f"{server.url}/whip/good/cam",
+                               good["publish_token"])
+    try:
+        assert pub.status == 201
+
+        async def frames() -> int:
+            s = await source_stats(server, "good", good["director_token"], "cam")
+            return s["frames_received"] if s else 0
+
+        await wait_for(lambda: _gt(frames(), 10), 20, "good publisher live")
+        n0 = await frames()
+        t0 = asyncio.get_running_loop().time()
+        hdr = {"Authorization": f"Bearer {bad['publish_token']}",
+               "Content-Type": "application/sdp"}
+        for body in ("garbage", "v=0\r\n" + "x" * 70000, "v=0\r\nm=video 9 RTP/AVP 0\r\n"):
+            async with server.http.post(f"{server.url}/whip/bad/x", data=body,
+                                        headers=hdr) as r:
+                assert r.status in (400, 413)
+        rude = await aiortc_publish(server.http, f"{server.url}/whip/bad/rude",
+                                    bad["publish_token"])
+        assert rude.status == 201
+        await asyncio.sleep(1.0)
+        await rude.close()  # vanishes without a WHIP DELETE
+        # the same name in the good production from a garbage offer: rejected, cam untouched
+        async with server.http.post(f"{server.url}/whip/good/cam", data="garbage", headers={
+                "Authorization": f"Bearer {good['publish_token']}",
+                "Content-Type": "application/sdp"}) as r:
+            assert r.status == 400
+        await asyncio.sleep(1.0)
+        n1 = await frames()
+        fps = (n1 - n0) / (asyncio.get_running_loop().time() - t0)
+        assert fps > 20, f"good publisher slowed to {fps:.1f} fps"
+        s = await source_stats(server, "good", good["director_token"], "cam")
+        assert s["state"] == "live"
+    finally:
+        await pub.close()
+
+
+async def _gt(value: object, n: int) -> bool:
+    return await value > n  # type: ignore[operator]

@@ -65,3 +65,30 @@ def test_missing_fingerprint() -> None:
     sdp = offer("97", "a=rtpmap:97 VP8/90000\r\n").replace(f"a=fingerprint:sha-256 {FP}\r\n", "")
     with pytest.raises(OfferError, match="fingerprint"):
         check_offer(sdp)
+
+
+def test_missing_ice_credentials() -> None:
+    sdp = offer("97", "a=rtpmap:97 VP8/90000\r\n").replace("a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n",
+                                                            "")
+    with pytest.raises(OfferError, match="ICE credentials"):
+        check_offer(sdp)
+
+
+def test_session_level_ice_credentials_are_enough() -> None:
+    sdp = offer("97", "a=rtpmap:97 VP8/90000\r\n").replace(
+        "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n", "")
+    sdp = sdp.replace("t=0 0\r\n", "t=0 0\r\na=ice-ufrag:abcd\r\n"
+                                     "a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n")
+    assert check_offer(sdp).video_codecs == ["VP8"]
+
+
+@pytest.mark.parametrize("junk", [
+    "v=0\r\nm=video 9 RTP/AVP 0\r\n",
+    "v=0\r\nm=video x UDP/TLS/RTP/SAVPF 96\r\n",
+    "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 300\r\n",
+    "v=0\r\na=fingerprint:sha-256\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
+    "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111\r\n",
+])
+def test_malformed_offers_raise_offer_error_only(junk: str) -> None:
+    with pytest.raises(OfferError):
+        check_offer(junk)
