@@ -135,7 +135,7 @@ class Source:
         self._arrivals: deque[float] = deque(maxlen=240)
         self._bitrate_samples: deque[tuple[float, int]] = deque(maxlen=8)
         self._resampler: av.AudioResampler | None = None
-        self._resampler_mono = False
+        self._resampler_key: tuple[str, str, int] | None = None
         self._on_close = on_close
         self.ended_at: float | None = None
 
@@ -162,12 +162,14 @@ class Source:
     def push_audio(self, frame: av.AudioFrame) -> None:
         """Resample any audio frame to 48 kHz stereo float and append it to the ring.
 
-        Mono is duplicated to both channels at full level (as OBS does), not panned -3 dB."""
+        Mono is duplicated to both channels at full level (as OBS does), not panned -3 dB.
+        A change of input format, layout or rate mid-stream rebuilds the resampler."""
+        key = (frame.format.name, frame.layout.name, frame.sample_rate)
         mono = frame.layout.nb_channels == 1
-        if self._resampler is None or self._resampler_mono != mono:
+        if self._resampler is None or self._resampler_key != key:
             self._resampler = av.AudioResampler(format="flt", layout="mono" if mono else "stereo",
                                                 rate=AUDIO_RATE)
-            self._resampler_mono = mono
+            self._resampler_key = key
         for out in self._resampler.resample(frame):
             arr = out.to_ndarray().reshape(-1, 1 if mono else AUDIO_CHANNELS)
             self.audio.push(np.repeat(arr, 2, axis=1) if mono else arr)

@@ -64,3 +64,17 @@ def test_source_audio_resampled_to_48k_stereo() -> None:
     assert block.shape == (1000, 2)
     assert np.allclose(block[500:, 0], block[500:, 1])
     assert abs(float(block[500, 0]) - 1000 / 32768) < 1e-3
+
+
+def test_source_audio_format_change_mid_stream() -> None:
+    src = Source("p", "cam", "test")
+    stereo = av.AudioFrame.from_ndarray(np.full((1, 960 * 2), 1000, np.int16), format="s16",
+                                        layout="stereo")
+    stereo.sample_rate = 48000
+    mono = av.AudioFrame.from_ndarray(np.full((1, 441), 1000, np.int16), format="s16",
+                                      layout="mono")
+    mono.sample_rate = 44100
+    for f in (stereo, mono, stereo):
+        src.push_audio(f)
+    assert src.audio_frames_received == 3
+    assert src.audio.buffered > 960
