@@ -63,8 +63,10 @@ class WhipSession:
         self.source.set_state("ended")
         for t in self.tasks:
             t.cancel()
+        # shielded: a caller cancelled while aiortc closes must not cancel aiortc's own
+        # close future (aiortc then fails its close task with InvalidStateError)
         with contextlib.suppress(Exception):
-            await self.pc.close()
+            await asyncio.shield(self.pc.close())
 
 
 class WhipService:
