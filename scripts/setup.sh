@@ -8,8 +8,12 @@ DEV=0; [ "${1:-}" = "--dev" ] && DEV=1
 
 # System packages: CJK fonts for titles/lower thirds (switcher overlays).
 APT_PKGS=(fonts-noto-cjk)
-# Tests drive a real browser (Debian's chromium, never a downloaded one).
-[ "$DEV" = 1 ] && APT_PKGS+=(chromium)
+# Tests drive real publishers and browsers: Debian's chromium and firefox-esr (never downloaded
+# browsers) and GStreamer's webrtcbin (through system python3-gi).
+[ "$DEV" = 1 ] && APT_PKGS+=(chromium firefox-esr
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-tools python3-gi
+  gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

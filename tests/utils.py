@@ -146,7 +146,7 @@ class PyavWhipPublisher:
 
     def __init__(self, url: str, token: str, *, width: int = 640, height: int = 360,
                  fps: int = 30, audio: bool = True, seconds: float = 60) -> None:
-        self.args = [sys.executable, "-m", "tests.whip_publisher", url, "--token", token,
+        self.args = [sys.executable, "-m", "tests.tools.whip_publisher", url, "--token", token,
                      "--size", f"{width}x{height}", "--fps", str(fps),
                      "--seconds", str(seconds)] + ([] if audio else ["--no-audio"])
         self.proc: subprocess.Popen[bytes] | None = None

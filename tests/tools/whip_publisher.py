@@ -1,6 +1,6 @@
 """Publish a test picture with FFmpeg's whip muxer (PyAV) on its default settings.
 
-    python -m tests.whip_publisher URL --token T [--size 640x360] [--fps 30] [--seconds 60]
+    python -m tests.tools.whip_publisher URL --token T [--size 640x360] [--fps 30] [--seconds 60]
 
 Only x264's B-frames are turned off (the muxer refuses them, as WebRTC does); everything else,
 the DTLS certificate included, is FFmpeg's default. Ctrl+C/SIGINT closes the muxer cleanly,
