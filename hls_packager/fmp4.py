@@ -1,9 +1,10 @@
 """Pure CMAF fMP4 writing: init segments and media fragments (ISO/IEC 14496-12/-14/-15).
 
 One rendition = one fMP4 stream with two tracks muxed (track 1 H.264 video, track 2 AAC-LC
-audio): one init segment, and per LL-HLS part one fragment (``moof`` with one ``traf`` per
-track + one ``mdat``). A media segment is the concatenation of its parts' fragments, so parts
-and segments share bytes and never disagree.
+audio): one init segment, and per CMAF chunk one fragment (``moof`` with one ``traf`` per
+track + one ``mdat``); an LL-HLS part is one or more chunks (see `segmenter`). A media segment
+is the concatenation of its parts' fragments, so parts and segments share bytes and never
+disagree.
 
 No I/O, no event loop, no PyAV: everything here is bytes in, bytes out.
 """

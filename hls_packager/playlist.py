@@ -100,7 +100,13 @@ class MediaPlaylist:
         return n
 
 
-def render_media_playlist(pl: MediaPlaylist, skip: bool = False) -> str:
+def render_media_playlist(pl: MediaPlaylist, skip: bool = False,
+                          skip_dateranges: bool = False) -> str:
+    """Playlist text; `skip` renders a delta update (``_HLS_skip=YES``), `skip_dateranges` the
+    ``_HLS_skip=v2`` form. RFC 8216bis 4.4.5.2: RECENTLY-REMOVED-DATERANGES is REQUIRED when the
+    client asked to skip EXT-X-DATERANGE tags (v2) and MAY be empty: we never write DATERANGE
+    tags, so it is empty, nothing is skipped but segments, and (section 8) version 9 still
+    suffices (10 is only for an EXT-X-SKIP that replaces EXT-X-DATERANGE tags)."""
     ll = pl.part_target is not None and not pl.vod
     out = ["#EXTM3U", f"#EXT-X-VERSION:{LIVE_VERSION if ll else VOD_VERSION}",
            f"#EXT-X-TARGETDURATION:{pl.target_duration}"]
@@ -122,7 +128,8 @@ def render_media_playlist(pl: MediaPlaylist, skip: bool = False) -> str:
         out.append("#EXT-X-INDEPENDENT-SEGMENTS")
     skipped = pl.skippable() if (skip and ll) else 0
     if skipped:
-        out.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}")
+        out.append(f"#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}" + (
+            ',RECENTLY-REMOVED-DATERANGES=""' if skip_dateranges else ""))
     current_map: str | None = None
     entries = list(pl.segments[skipped:])
     if ll and pl.pending is not None and pl.pending.parts:

@@ -13,7 +13,12 @@ Threads: `push` only appends to each rendition's bounded queue. Each rendition's
 thread encodes, cuts parts (`Segmenter`), writes complete segments to the store and hands
 the parts to the event loop with ``loop.call_soon_threadsafe``; there the rendition's
 `LiveWindow` is updated and its `asyncio.Condition` notified, which wakes blocked playlist and
-part requests (waiting requests cost nothing: no polling).
+part requests (waiting requests cost nothing: no polling). Chunks of the part being produced
+(see `segmenter.Chunk`) wake a second condition, so only requests streaming the preload-hinted
+part wake per chunk, not every blocked playlist request.
+
+HTTP errors use the project's one JSON shape (`media_server.errors.error_response`):
+``{"error": "<code>", "detail": "<text>"}`` (+ ``"field"`` naming the query parameter at fault).
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ from hls_packager.playlist import (
 )
 from hls_packager.segmenter import (
     AUDIO_TIMESCALE,
+    DEFAULT_CHUNK_FRAMES,
+    Chunk,
     LiveWindow,
     Part,
     Segment,
@@ -60,6 +67,7 @@ from hls_packager.store import (
     MemoryStore,
     SegmentRecord,
 )
+from media_server.errors import error_response
 from switcher.program import ProgramFrame
 
 log = logging.getLogger(__name__)
@@ -119,49 +127,74 @@ class RenditionOutput:
         self.window = LiveWindow(window_segments)
         self.server_control = ServerControl.for_targets(timing.target_duration,
                                                         timing.part_target_s)
-        self.cond = asyncio.Condition()
+        self.cond = asyncio.Condition()  # parts, segments, end: blocked playlists and parts
+        self.chunk_cond = asyncio.Condition()  # + chunks: requests streaming a part
+        # Chunks of the part being produced: (msn, index) -> the part's bytes so far, in pieces.
+        self.chunks: dict[tuple[int, int], list[bytes]] = {}
+        self.version = 0  # bumped on every change of the window (playlist cache key)
         self.ended = False
         self.latencies: deque[float] = deque(maxlen=20000)  # capture -> part fetchable, s
         self._tasks: set[asyncio.Task] = set()
 
     # -- called on the loop (via call_soon_threadsafe) ---------------------------------
-    def publish(self, events: list[Part | Segment]) -> None:
+    def publish(self, events: list[Chunk | Part | Segment]) -> None:
         now = time.time()
+        changed = False
         for ev in events:
+            if isinstance(ev, Chunk):
+                self.chunks.setdefault((ev.msn, ev.index), []).append(ev.data)
+                continue
+            changed = True
             if isinstance(ev, Part):
                 for m in ev.marks:
                     m["published"] = now
                     t0 = m.get("captured", m.get("tick"))
                     if t0 is not None:
                         self.latencies.append(now - t0)
+                self.chunks.pop((ev.msn, ev.index), None)
                 self.window.add_part(ev)
             else:
                 self.window.add_segment(ev)
-        self.notify()
+        if changed:
+            self.version += 1
+        self.notify(parts=changed)
 
     def set_ended(self, ended: bool) -> None:
         self.ended = ended
         self.window.ended = ended
+        self.version += 1
+        if ended:
+            self.chunks.clear()
         self.notify()
 
-    def notify(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._notify_all())
+    def notify(self, parts: bool = True) -> None:
+        task = asyncio.get_running_loop().create_task(self._notify_all(parts))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _notify_all(self) -> None:
-        async with self.cond:
-            self.cond.notify_all()
+    async def _notify_all(self, parts: bool) -> None:
+        if parts:
+            async with self.cond:
+                self.cond.notify_all()
+        async with self.chunk_cond:
+            self.chunk_cond.notify_all()
 
-    async def wait(self, predicate: Callable[[], bool], hold_s: float) -> bool:
+    async def wait(self, predicate: Callable[[], bool], hold_s: float,
+                   chunks: bool = False) -> bool:
+        """Wait until `predicate()` (checked on every change; with `chunks`, on every chunk
+        too) or `hold_s` passed; returns the predicate's last value."""
         if predicate():
             return True
+        cond = self.chunk_cond if chunks else self.cond
         try:
-            async with asyncio.timeout(hold_s), self.cond:
-                await self.cond.wait_for(predicate)
+            async with asyncio.timeout(max(0.0, hold_s)), cond:
+                await cond.wait_for(predicate)
             return True
         except TimeoutError:
             return predicate()
+
+    def pending_chunks(self, msn: int, index: int) -> list[bytes]:
+        return self.chunks.get((msn, index), [])
 
     # -- playlists ----------------------------------------------------------------------
     def live_playlist(self, reports: tuple[RenditionReport, ...] = ()) -> MediaPlaylist:
@@ -257,10 +290,16 @@ class Packager:
     """HLS output of one production: one encoder thread per rendition, live -> replay."""
 
     def __init__(self, production: str, fps: int, config: HlsConfig | None = None,
-                 store: HlsStore | None = None, output_dir: str | Path | None = None) -> None:
+                 store: HlsStore | None = None, output_dir: str | Path | None = None,
+                 chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> None:
         if not _NAME_RE.match(production):
             raise ValueError(f"production: {production!r} must match [A-Za-z0-9_-]{{1,64}}")
         self.production = production
+        # Video frames per CMAF chunk (streamed while a part is produced); 0 = one per part.
+        self.chunk_frames = chunk_frames
+        # (rendition, skip mode) -> (versions of every rendition, text): thousands of clients
+        # blocked on one playlist get the same text, rendered once per change.
+        self._playlist_cache: dict[tuple[str, str], tuple[tuple[int, ...], bytes]] = {}
         self.fps = fps
         self.config = config or HlsConfig()
         self.timing = Timing.from_config(self.config, fps)
@@ -323,7 +362,7 @@ class Packager:
         )
         self.store.put_init(r.name, init_id, init)
         seg = Segmenter(self.timing, self._next_msn, self._origin or 0, discontinuity, init_id,
-                        fragment_seq, min_msn)
+                        fragment_seq, min_msn, self.chunk_frames)
         enc.origin = self._origin or 0
         pipe = _Pipeline(out, enc, seg, None, init_id)  # type: ignore[arg-type]
         pipe.worker = EncoderWorker(enc, lambda ef, p=pipe: self._on_frame(p, ef),
@@ -395,7 +434,7 @@ class Packager:
     def _on_frame(self, pipe: _Pipeline, ef: EncodedFrame) -> None:
         self._emit(pipe, pipe.segmenter.add(ef))
 
-    def _emit(self, pipe: _Pipeline, events: list[Part | Segment]) -> None:
+    def _emit(self, pipe: _Pipeline, events: list[Chunk | Part | Segment]) -> None:
         if not events:
             return
         name = pipe.output.name
@@ -409,10 +448,13 @@ class Packager:
         if self.publisher and pipe.dir_window is not None:
             self._publish_files(pipe, events)
 
-    def _publish_files(self, pipe: _Pipeline, events: list[Part | Segment]) -> None:
+    def _publish_files(self, pipe: _Pipeline, events: list[Chunk | Part | Segment]) -> None:
         assert self.publisher is not None and pipe.dir_window is not None
         base = f"{self.production}/{pipe.output.name}"
         w = pipe.dir_window
+        events = [ev for ev in events if not isinstance(ev, Chunk)]
+        if not events:
+            return
         for ev in events:
             if isinstance(ev, Part):
                 name = part_uri(ev.msn, ev.index)
@@ -468,13 +510,30 @@ class Packager:
     def multivariant_playlist(self) -> str:
         return render_multivariant([o.variant(self.fps) for o in self.outputs.values()])
 
-    def media_playlist(self, rendition: str, skip: bool = False) -> str:
+    def media_playlist(self, rendition: str, skip: bool | str = False) -> str:
+        """Live (or replay) media playlist; `skip`: ``"YES"``/True or ``"v2"`` = delta update
+        (ignored once the playlist has EXT-X-ENDLIST, RFC 8216bis 6.2.5.1)."""
+        return self.media_playlist_bytes(rendition, skip).decode()
+
+    def media_playlist_bytes(self, rendition: str, skip: bool | str = False) -> bytes:
+        """`media_playlist` as UTF-8, rendered once per change of any rendition."""
         out = self.outputs[rendition]
+        mode = "v2" if skip == "v2" else "YES" if skip else ""
+        key = (rendition, "" if out.ended else mode)
+        versions = tuple(o.version for o in self.outputs.values())
+        cached = self._playlist_cache.get(key)
+        if cached is not None and cached[0] == versions:
+            return cached[1]
         if out.ended:
-            return render_media_playlist(out.replay_playlist())
-        reports = tuple(r for o in self.outputs.values() if o is not out
-                        for r in [o.report()] if r is not None)
-        return render_media_playlist(out.live_playlist(reports), skip=skip)
+            text = render_media_playlist(out.replay_playlist())
+        else:
+            reports = tuple(r for o in self.outputs.values() if o is not out
+                            for r in [o.report()] if r is not None)
+            text = render_media_playlist(out.live_playlist(reports), skip=bool(mode),
+                                         skip_dateranges=mode == "v2")
+        body = text.encode()
+        self._playlist_cache[key] = (versions, body)
+        return body
 
     def stats(self) -> dict[str, Any]:
         out = {}
@@ -538,6 +597,9 @@ class HlsRegistry:
 
 HLS_REGISTRY = web.AppKey("hls_registry", HlsRegistry)
 _CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Length"}
+_ERROR_HEADERS = {**_CORS, "Cache-Control": "no-cache"}
+# Seconds a client should wait before retrying after a 503 (about one segment).
+RETRY_AFTER_S = 1
 
 
 def register_hls_routes(app: web.Application, registry: HlsRegistry) -> None:
@@ -553,13 +615,17 @@ def register_hls_routes(app: web.Application, registry: HlsRegistry) -> None:
     app.cleanup_ctx.append(_close)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": {"status": status, "message": message}}, status=status,
-                             headers={**_CORS, "Cache-Control": "no-cache"})
+def _error(status: int, detail: str, *, field: str | None = None) -> web.Response:
+    """The project's JSON error shape, CORS-open and never cached; 503 carries Retry-After."""
+    headers = dict(_ERROR_HEADERS)
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    return error_response(status, detail, headers=headers, field=field)
 
 
-def _playlist_response(text: str) -> web.Response:
-    return web.Response(text=text, content_type=PLAYLIST_CONTENT_TYPE,
+def _playlist_response(text: str | bytes) -> web.Response:
+    body = text.encode() if isinstance(text, str) else text
+    return web.Response(body=body, content_type=PLAYLIST_CONTENT_TYPE, charset="utf-8",
                         headers={**_CORS, "Cache-Control": CACHE_PLAYLIST})
 
 
@@ -589,6 +655,9 @@ async def _rendition_file(request: web.Request) -> web.StreamResponse:
     m = _FILE_RE.match(request.match_info["name"])
     if m is None:
         return _error(404, "unknown file")
+    # RFC 8216bis 6.2.5.2: "A Server that cannot provide the requested Playlist after blocking
+    # for more than three Target Durations SHOULD return Service Unavailable, such as HTTP
+    # 503" (block_timeout_targets, default 3). The same bound holds hinted parts.
     hold_s = p.config.block_timeout_targets * p.timing.target_duration
     if m["playlist"]:
         return await _media_playlist(request, p, out, hold_s)
@@ -603,69 +672,145 @@ async def _rendition_file(request: web.Request) -> web.StreamResponse:
             return _media_response(seg.data)
         data = await loop.run_in_executor(None, out.store.get_segment, out.name, msn)
         return _media_response(data) if data is not None else _error(404, "unknown segment")
-    return await _part(p, out, int(m["pmsn"]), int(m["pidx"]), hold_s)
+    return await _part(request, p, out, int(m["pmsn"]), int(m["pidx"]), hold_s)
 
 
-async def _part(p: Packager, out: RenditionOutput, msn: int, idx: int,
+async def _part(request: web.Request, p: Packager, out: RenditionOutput, msn: int, idx: int,
                 hold_s: float) -> web.StreamResponse:
     w = out.window
     part = w.part(msn, idx)
-    if part is None and not out.ended and not w.has(msn, idx):
-        # Hold a request for the preload-hinted part (or the one after) until it is complete.
-        lp = w.last_part
-        ahead = _parts_ahead(lp, msn, idx, p.timing.parts_per_segment) if lp else 1
-        if ahead <= 2:
-            if not await out.wait(lambda: w.has(msn, idx) or out.ended, hold_s):
-                return _error(503, "part not produced in time")
-            part = w.part(msn, idx)
-    if part is None:
+    if part is not None:
+        return _media_response(part.data)
+    lp = w.last_part
+    ahead = _parts_ahead(lp, msn, idx, p.timing.parts_per_segment) if lp else 1
+    # RFC 8216bis 6.2.6: a hinted resource must be available for request when its
+    # EXT-X-PRELOAD-HINT is added, and its bytes go out only as the part is produced; anything
+    # else that is not there (expired, never hinted, beyond a segment's last part) -> 404.
+    if out.ended or w.segment(msn) is not None or w.has(msn, idx) or not 0 < ahead <= 2:
         return _error(404, "unknown or expired part")
-    return _media_response(part.data)
+    return await _stream_part(request, out, msn, idx, hold_s)
+
+
+async def _stream_part(request: web.Request, out: RenditionOutput, msn: int, idx: int,
+                       hold_s: float) -> web.StreamResponse:
+    """The preload-hinted part (or the one after it): its CMAF chunks are sent with chunked
+    transfer as the encoder thread produces them; the response ends when the part is complete.
+    A part that is complete before its first chunk exists goes out whole (Content-Length)."""
+    w = out.window
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + hold_s
+    resp: web.StreamResponse | None = None
+    sent_chunks = sent_bytes = 0
+    while True:
+        part = w.part(msn, idx)
+        if part is not None:
+            if resp is None:
+                return _media_response(part.data)
+            await resp.write(part.data[sent_bytes:])
+            await resp.write_eof()
+            return resp
+        new = out.pending_chunks(msn, idx)[sent_chunks:]
+        if new:
+            if resp is None:
+                resp = web.StreamResponse(headers={**_CORS, "Cache-Control": CACHE_MEDIA})
+                resp.content_type = MEDIA_CONTENT_TYPE
+                resp.enable_chunked_encoding()
+                await resp.prepare(request)
+            for c in new:
+                await resp.write(c)
+                sent_bytes += len(c)
+            sent_chunks += len(new)
+            continue
+        if out.ended or w.has(msn, idx):  # the part will never exist (run ended or skipped)
+            break
+        await out.wait(lambda n=sent_chunks: len(out.pending_chunks(msn, idx)) > n
+                       or w.has(msn, idx) or out.ended, deadline - loop.time(), chunks=True)
+        if loop.time() >= deadline and w.part(msn, idx) is None and not (
+                out.pending_chunks(msn, idx)[sent_chunks:]):
+            if resp is None:
+                return _error(503, "part not produced in time")
+            break
+    if resp is None:
+        return _error(404, "part was not produced")
+    # The status line is gone: end the connection without the final chunk so the client sees
+    # a truncated (failed) transfer rather than a short part that looks complete.
+    if request.transport is not None:
+        request.transport.close()
+    return resp
 
 
 def _parts_ahead(last: tuple[int, int], msn: int, idx: int, per_segment: int) -> int:
     return (msn - last[0]) * per_segment + idx - last[1]
 
 
+def _decimal(key: str, value: str) -> int:
+    if not _INT_RE.match(value):
+        raise _BadDirective(key, f"{key} must be a decimal integer")
+    return int(value)
+
+
+class _BadDirective(Exception):
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.detail = detail
+
+
 async def _media_playlist(request: web.Request, p: Packager, out: RenditionOutput,
                           hold_s: float) -> web.Response:
     q = request.query
     msn = part = None
-    skip = False
-    for key, value in q.items():
-        if key in ("_HLS_msn", "_HLS_part"):
-            if not _INT_RE.match(value):
-                return _error(400, f"{key} must be a decimal integer")
+    skip = ""
+    try:
+        for key, value in q.items():
             if key == "_HLS_msn":
-                msn = int(value)
-            else:
-                part = int(value)
-        elif key == "_HLS_skip":
-            if value not in ("YES", "v2"):
-                return _error(400, "_HLS_skip must be YES or v2")
-            skip = True
-    if part is not None and msn is None:
-        return _error(400, "_HLS_part without _HLS_msn")
+                msn = _decimal(key, value)
+            elif key == "_HLS_part":
+                part = _decimal(key, value)
+            elif key == "_HLS_skip":
+                # RFC 8216bis 6.2.5.1: YES skips segments; v2 also skips EXT-X-DATERANGE tags
+                # (we write none, so the delta update only differs by an empty
+                # RECENTLY-REMOVED-DATERANGES attribute). Anything else is malformed.
+                if value not in ("YES", "v2"):
+                    raise _BadDirective(key, "_HLS_skip must be YES or v2")
+                skip = value
+        # RFC 8216bis 6.2.5.2: "If the Playlist URI contains an _HLS_part directive but no
+        # _HLS_msn directive, the Server MUST return Bad Request, such as HTTP 400."
+        if part is not None and msn is None:
+            raise _BadDirective("_HLS_part", "_HLS_part without _HLS_msn")
+    except _BadDirective as e:
+        return _error(400, e.detail, field=e.field)
     w = out.window
+    # RFC 8216bis 6.2.5.2: _HLS_msn/_HLS_part are ignored once the playlist has EXT-X-ENDLIST.
     if not out.ended:
         if msn is not None:
-            last_msn = w.last_msn
-            # RFC 8216bis 6.2.5.2: more than two segments, or more parts than the Advance Part
-            # Limit (3 / part target), ahead of the playlist -> 400.
-            if last_msn is not None and msn > last_msn + 2:
-                return _error(400, "_HLS_msn is more than 2 segments ahead")
+            per = p.timing.parts_per_segment
+            last = w.last_complete_msn
+            # 6.2.5.2: "If the _HLS_msn is greater than the Media Sequence Number of the last
+            # Media Segment in the current Playlist plus two, or if the _HLS_part exceeds the
+            # last Partial Segment in the current Playlist by the Advance Part Limit [3 / part
+            # target if it is < 1 s, else 3], then the server SHOULD immediately return Bad
+            # Request, such as HTTP 400." The last Media Segment is the last one with a URI.
+            if last is not None and msn > last + 2:
+                return _error(400, f"_HLS_msn={msn} is more than 2 segments after the last "
+                                   f"segment ({last})", field="_HLS_msn")
             lp = w.last_part
             pt = p.timing.part_target_s
             limit = 3 / pt if pt < 1 else 3
-            if part is not None and lp is not None and (
-                _parts_ahead(lp, msn, part, p.timing.parts_per_segment) > limit
-            ):
-                return _error(400, "_HLS_part is beyond the Advance Part Limit")
+            if part is not None and lp is not None:
+                # 6.2.5.2: a Part Index beyond the segment's last part means part 0 of the next.
+                m, n = (msn + 1, 0) if part >= per else (msn, part)
+                if _parts_ahead(lp, m, n, per) > limit:
+                    return _error(400, f"_HLS_part={part} is beyond the Advance Part Limit "
+                                       f"({limit:g} parts)", field="_HLS_part")
+            # 6.2.5.2: defer the response until the playlist holds segment M (or part N of
+            # it); LiveWindow.has maps an index past the last part to part 0 of the next one.
             ok = await out.wait(lambda: w.has(msn, part) or out.ended, hold_s)
             if not ok:
-                return _error(503, "playlist did not reach the requested segment/part in time")
+                return _error(503, "playlist did not reach the requested segment/part in time "
+                                   f"({hold_s:g} s)")
         elif w.last_part is None:
             # Nothing produced yet: hold the first request until the first part exists.
             if not await out.wait(lambda: w.last_part is not None or out.ended, hold_s):
                 return _error(503, "no media yet")
-    return _playlist_response(p.media_playlist(out.name, skip=skip))
+    return _playlist_response(p.media_playlist_bytes(out.name, skip=skip))

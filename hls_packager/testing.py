@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import av
@@ -45,3 +46,37 @@ def program_frames(count: int, fps: int = 30, width: int = 320, height: int = 18
                    start: int = 0) -> Iterator[ProgramFrame]:
     for i in range(start, start + count):
         yield make_program_frame(i, fps, width, height)
+
+
+class RealtimeFeeder:
+    """Pushes synthetic frames into a packager from a thread, paced like the switcher clock.
+
+    `push` is anything taking a ProgramFrame (e.g. ``Packager.push``). Frames whose time has
+    passed are pushed at once (a late clock catches up), so media time follows the wall clock.
+    """
+
+    def __init__(self, push: Callable[[ProgramFrame], None], fps: int = 30, width: int = 320,
+                 height: int = 180, start: int = 0) -> None:
+        self._push = push
+        self.fps, self.width, self.height = fps, width, height
+        self.index = start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hls-feeder", daemon=True)
+
+    def start(self) -> RealtimeFeeder:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        n = 0
+        while not self._stop.is_set():
+            self._push(make_program_frame(self.index, self.fps, self.width, self.height))
+            self.index += 1
+            n += 1
+            self._stop.wait(max(0.0, t0 + n / self.fps - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)

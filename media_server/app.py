@@ -14,6 +14,7 @@ from aiohttp import web
 
 from hls_packager.server import HLS_REGISTRY, HlsRegistry, register_hls_routes
 from web_console.api import register_switcher_routes
+from web_console.assets import register_vendor_routes
 
 from .config import Config, ConfigError, VideoConfig
 from .errors import ApiError, error_middleware
@@ -363,4 +364,6 @@ def create_app(config: Config, *, data_dir: Path | None = None,
     r.add_patch("/whip/{production}/{source}/{session}", whip_patch)
     # switcher API, events, program/preview snapshots
     register_switcher_routes(app)
+    # front-end packages from npm (hls.js), served by us: no CDN at run time
+    register_vendor_routes(app)
     return app

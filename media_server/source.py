@@ -247,6 +247,9 @@ class Source:
             "audio_dropped_samples": self.audio.dropped_samples,
             "bitrate_kbps": self.bitrate_kbps(),
             "last_frame_age_s": round(time.time() - latest.arrived, 3) if latest else None,
+            # sender capture → our arrival of the newest frame (sender's clock, from RTCP SR)
+            "capture_to_arrival_ms": round((latest.arrived - latest.captured) * 1000, 1)
+            if latest and latest.captured is not None else None,
             "created_at": self.created_at,
             "network": dict(self.network),
             **({"info": dict(self.info)} if self.info else {}),

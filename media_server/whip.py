@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtcpSrPacket
 
 from .config import Config, IceServer
 from .dtls import install_dtls_interop, register_h264_profiles
@@ -33,6 +36,7 @@ from .errors import ApiError
 from .ice import restrict_host_addresses
 from .productions import ProductionRuntime
 from .sdp_check import OfferError, check_offer
+from .senderclock import SenderClock
 from .source import Source
 from .store import ID_RE
 
@@ -107,8 +111,13 @@ class WhipService:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            clock = SenderClock(90000 if track.kind == "video" else 48000)
+            for t in pc.getTransceivers():
+                if t.receiver.track is track:
+                    watch_sender_reports(t.receiver, clock)
+                    clock.rtp_origin = rtp_origin_of(t.receiver)
             session.tasks.append(runtime.tasks.spawn(
-                self._consume(session, track), f"{source_id}:{track.kind}"))
+                self._consume(session, track, clock), f"{source_id}:{track.kind}"))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -166,7 +175,8 @@ class WhipService:
         await session.runtime.drop_if_current(session.source)
         await session.close()
 
-    async def _consume(self, session: WhipSession, track: MediaStreamTrack) -> None:
+    async def _consume(self, session: WhipSession, track: MediaStreamTrack,
+                       clock: SenderClock) -> None:
         source = session.source
         limit = self.config.ingest.video_queue_frames
         backlog: asyncio.Queue[Any] | None = getattr(track, "_queue", None)
@@ -183,7 +193,8 @@ class WhipService:
                             break
                         source.count_dropped()
                     now = time.time()
-                    source.push_video(frame, arrived=now, decoded=now)
+                    captured = clock.capture_time_of_pts(frame.pts)
+                    source.push_video(frame, arrived=now, decoded=now, captured=captured)
                 else:
                     source.push_audio(frame)
         except MediaStreamError:
@@ -223,6 +234,26 @@ class WhipService:
     # --- HTTP -----------------------------------------------------------------------------
     def link_headers(self) -> list[str]:
         return [ice_link(s) for s in self.config.ingest.ice_servers]
+
+
+def watch_sender_reports(receiver: RTCRtpReceiver, clock: SenderClock) -> None:
+    """Feed the RTCP sender reports one receiver gets into `clock` (aiortc keeps only the
+    SR's wall clock, not its RTP timestamp, so its RTCP handler is wrapped for this receiver)."""
+    handle = receiver._handle_rtcp_packet
+
+    async def on_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            clock.on_sender_report(packet.sender_info.ntp_timestamp,
+                                   packet.sender_info.rtp_timestamp)
+        await handle(packet)
+
+    receiver._handle_rtcp_packet = on_rtcp  # type: ignore[method-assign]
+
+
+def rtp_origin_of(receiver: RTCRtpReceiver) -> Callable[[], int | None]:
+    """aiortc rebases frame pts to the stream's first RTP timestamp; this reads that origin."""
+    mapper = getattr(receiver, "_RTCRtpReceiver__timestamp_mapper", None)
+    return lambda: getattr(mapper, "_origin", None)
 
 
 def ice_link(server: IceServer) -> str:

@@ -14,6 +14,8 @@ APT_PKGS=(fonts-noto-cjk)
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-nice gstreamer1.0-tools python3-gi
   gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0)
+# hls.js and other front-end packages come from npm at set-up (never a CDN at run time).
+command -v npm >/dev/null 2>&1 || APT_PKGS+=(nodejs npm)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -36,4 +38,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".$extras"
   echo "$want" > "$stamp"
+fi
+
+# Front-end packages (hls.js for the scene page and the browser tests) from npm into
+# ./node_modules; the server serves them itself (web_console/assets.py), no CDN at run time.
+if [ ! -f node_modules/hls.js/package.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "setup: installing npm packages into node_modules"
+    npm ci --no-audit --no-fund --loglevel=error
+  else
+    echo "setup: WARNING: npm not found; /static/vendor/hls.min.js will answer 503 (install nodejs + npm, rerun)" >&2
+  fi
 fi

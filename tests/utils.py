@@ -161,7 +161,8 @@ class PyavWhipPublisher:
         """The child's stderr if it exited with an error, else None."""
         if self.proc is None or self.proc.poll() is None or self.proc.returncode == 0:
             return None
-        return (self.proc.stderr.read() if self.proc.stderr else b"").decode(errors="replace")
+        err = (self.proc.stderr.read() if self.proc.stderr else b"").decode(errors="replace")
+        return f"exit status {self.proc.returncode}: {err[-3000:]}"
 
     def stop(self, timeout: float = 15) -> int:
         assert self.proc is not None

@@ -8,12 +8,14 @@ import re
 import threading
 import time
 
+import aiohttp
 import av
 import m3u8
 import pytest
 from aiohttp import web
 
 from hls_packager.config import HlsConfig, RenditionConfig
+from hls_packager.fmp4 import iter_boxes
 from hls_packager.server import HlsRegistry, Packager, register_hls_routes
 from hls_packager.testing import make_program_frame
 from hls_packager.validate import check_media_playlist, check_playlist_update, parse_media_playlist
@@ -128,21 +130,56 @@ async def test_blocking_reload_returns_when_part_exists(hls):
     assert '#EXT-X-RENDITION-REPORT:URI="../lo/index.m3u8"' in text2
 
 
-async def test_preload_hinted_part_is_held_until_complete(hls):
+async def test_preload_hinted_part_streams_its_chunks_as_produced(hls):
     client, packager, feeder, _ = hls
     feeder.run_realtime()
+    # wait on a part boundary, so the hinted part has not started yet
     text = await get_playlist(client, "/hls/prod1/lo/index.m3u8")
     hint = parse_media_playlist(text).preload_hint
+    msn, part = map(int, re.fullmatch(r"part(\d+)\.(\d+)\.m4s", hint).groups())
+    text = await get_playlist(client, "/hls/prod1/lo/index.m3u8", _HLS_msn=msn, _HLS_part=part)
+    hint = parse_media_playlist(text).preload_hint
+    msn, part = map(int, re.fullmatch(r"part(\d+)\.(\d+)\.m4s", hint).groups())
     t0 = time.time()
     r = await client.get(f"/hls/prod1/lo/{hint}")
     assert r.status == 200
-    data = await r.read()
-    assert data[4:8] == b"moof"
-    msn, part = map(int, re.fullmatch(r"part(\d+)\.(\d+)\.m4s", hint).groups())
+    assert r.headers.get("Transfer-Encoding") == "chunked"
+    assert "immutable" in r.headers["Cache-Control"]
+    received: list[tuple[float, bytes]] = []
+    async for piece in r.content.iter_any():
+        received.append((time.time(), piece))
+    data = b"".join(piece for _, piece in received)
     p = packager.outputs["lo"].window.part(msn, part)
     assert p is not None and p.data == data
-    assert p.marks[-1]["published"] >= t0
-    assert "immutable" in r.headers["Cache-Control"]
+    published = p.marks[-1]["published"]
+    assert published >= t0
+    # 6 frames in chunks of 2: the first bytes arrive well before the part is complete
+    assert received[0][0] < published - 0.05, (received[0][0] - t0, published - t0)
+    assert [k for k, _, _ in iter_boxes(data)] == ["moof", "mdat"] * 3
+
+
+async def test_part_request_errors(hls):
+    client, _packager, feeder, _ = hls
+    feeder.push(FPS + 6)  # segment 0 and part 1.0
+    await get_playlist(client, "/hls/prod1/lo/index.m3u8", _HLS_msn=1, _HLS_part=0)
+    # a part two after the hint is not held: 404 at once
+    t0 = time.monotonic()
+    r = await client.get("/hls/prod1/lo/part1.3.m4s")
+    assert r.status == 404 and time.monotonic() - t0 < 0.5
+    assert (await r.json())["error"] == "not_found"
+    # the hinted part never comes (nothing is pushed): 503 in the project's shape, Retry-After
+    r = await client.get("/hls/prod1/lo/part1.1.m4s")
+    assert r.status == 503
+    assert r.headers["Retry-After"] == "1" and r.headers["Access-Control-Allow-Origin"] == "*"
+    body = await r.json()
+    assert body["error"] == "unavailable" and "in time" in body["detail"]
+    # the part starts (one chunk of 2 frames goes out) but is never completed: the transfer is
+    # cut, so the client cannot take the first chunk for a whole part
+    feeder.push(3)
+    r = await client.get("/hls/prod1/lo/part1.1.m4s")
+    assert r.status == 200 and r.headers.get("Transfer-Encoding") == "chunked"
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await r.read()
 
 
 async def test_bad_requests(hls):
@@ -157,12 +194,16 @@ async def test_bad_requests(hls):
         {"_HLS_part": "1"},
         {"_HLS_skip": "NO"},
         {"_HLS_msn": "9"},  # more than two segments ahead
-        {"_HLS_msn": "3", "_HLS_part": "6"},  # 16 parts ahead: beyond the advance part limit
+        {"_HLS_msn": "3"},  # last segment with a URI is 0 (1 is in progress): 0 + 2 < 3
     ):
         r = await client.get(base, params=params)
         assert r.status == 400, params
-        assert (await r.json())["error"]["status"] == 400
+        body = await r.json()
+        assert body["error"] == "bad_request" and body["detail"], body
+        assert body["field"] == next(k for k in ("_HLS_part", "_HLS_msn", "_HLS_skip")
+                                     if k in params) or params == {"_HLS_part": "1"}
         assert r.headers["Access-Control-Allow-Origin"] == "*"
+        assert r.headers["Cache-Control"] == "no-cache"
     for path in (
         "/hls/nope/index.m3u8",
         "/hls/nope/hi/index.m3u8",
@@ -174,6 +215,30 @@ async def test_bad_requests(hls):
     ):
         r = await client.get(path)
         assert r.status == 404, path
+        assert (await r.json())["error"] == "not_found"
+
+
+async def test_advance_part_limit_and_part_index_past_the_last(hls):
+    client, _packager, _feeder, registry = hls
+    # 2 s segments of 10 parts: Advance Part Limit = 3 / 0.2 = 15 parts
+    p = registry.create("long", FPS, small_config(renditions=SMALL[1:], segment_target_s=2.0))
+    p.start()
+    feeder = Feeder(p)
+    feeder.push(2 * FPS)
+    base = "/hls/long/lo/index.m3u8"
+    text = await get_playlist(client, base, _HLS_msn=0)
+    assert "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part1.0.m4s\"" in text
+    r = await client.get(base, params={"_HLS_msn": "2", "_HLS_part": "9"})  # 20 parts ahead
+    assert r.status == 400
+    assert (await r.json())["field"] == "_HLS_part"
+    # _HLS_part past the last part of segment 0 = part 0 of segment 1: held until it exists
+    task = asyncio.create_task(get_playlist(client, base, _HLS_msn=0, _HLS_part=10))
+    await asyncio.sleep(0.3)
+    assert not task.done()
+    feeder.push(6)
+    text = await asyncio.wait_for(task, 5)
+    assert 'URI="part1.0.m4s"' in text.split("#EXT-X-PRELOAD-HINT")[0]
+    await p.aclose()
 
 
 async def test_expired_part_404_and_delta_update(aiohttp_client, tmp_path):
@@ -197,11 +262,19 @@ async def test_expired_part_404_and_delta_update(aiohttp_client, tmp_path):
     assert "#EXT-X-SKIP:SKIPPED-SEGMENTS=1" in delta
     assert "seg2.m4s" not in delta and "seg3.m4s" in delta
     assert check_media_playlist(delta) == []
+    # _HLS_skip=v2 (RFC 8216bis 6.2.5.1): a delta update whose EXT-X-SKIP also says which date
+    # ranges were removed (none: we write no EXT-X-DATERANGE)
+    delta2 = await get_playlist(client, base, _HLS_skip="v2")
+    assert '#EXT-X-SKIP:SKIPPED-SEGMENTS=1,RECENTLY-REMOVED-DATERANGES=""' in delta2
+    assert delta2.replace(',RECENTLY-REMOVED-DATERANGES=""', "") == delta
+    assert check_media_playlist(delta2) == []
     # 503 when the requested segment does not show up in time (nothing is pushed any more)
     t0 = time.monotonic()
     r = await client.get(base, params={"_HLS_msn": "10"})
     assert r.status == 503
     assert 1.5 < time.monotonic() - t0 < 4
+    assert r.headers["Retry-After"] == "1"
+    assert (await r.json())["error"] == "unavailable"
     await packager.aclose()
 
 
@@ -220,6 +293,11 @@ async def test_replay_after_stop_and_restart(aiohttp_client, tmp_path):
     await packager.aclose()
     text = await get_playlist(client, "/hls/p/lo/index.m3u8")
     assert "#EXT-X-PLAYLIST-TYPE:VOD" in text and text.endswith("#EXT-X-ENDLIST\n")
+    # RFC 8216bis 6.2.5.1/6.2.5.2: with EXT-X-ENDLIST, _HLS_skip/_HLS_msn/_HLS_part are ignored
+    t0 = time.monotonic()
+    assert await get_playlist(client, "/hls/p/lo/index.m3u8", _HLS_msn=99, _HLS_part=3,
+                              _HLS_skip="YES") == text
+    assert time.monotonic() - t0 < 0.5
     assert "EXT-X-PART" not in text
     assert check_media_playlist(text) == []
     assert [s.uri for s in m3u8.loads(text).segments] == ["seg0.m4s", "seg1.m4s", "seg2.m4s"]

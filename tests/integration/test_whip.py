@@ -84,12 +84,17 @@ async def test_pyav_whip_muxer_default_settings(server: Server) -> None:
             if pub.error:
                 raise AssertionError(f"whip muxer failed: {pub.error}")
             s = await source_stats(server, "quake", prod["director_token"], "ffmpeg")
-            return bool(s and s["frames_received"] >= 10)
+            return bool(s and s["frames_received"] >= 10
+                        and s["capture_to_arrival_ms"] is not None)
 
-        await wait_for(live, 30, "frames from FFmpeg's whip muxer")
+        await wait_for(live, 30, "frames (with RTCP SR capture times) from FFmpeg's whip muxer")
         s = await source_stats(server, "quake", prod["director_token"], "ffmpeg")
         assert (s["width"], s["height"]) == (640, 360)
         assert s["video_codec"] == "H264"
+        # FFmpeg sends RTCP sender reports: frames carry the sender's capture wall clock
+        # (same machine, same clock: capture → arrival is a small positive delay)
+        delay = s["capture_to_arrival_ms"]
+        assert delay is not None and 0 <= delay < 2000, delay
     finally:
         rc = await asyncio.to_thread(pub.stop)
     assert rc == 0, pub.error

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hls_packager.config import HlsConfig, Timing
 from hls_packager.encoder import EncodedAudio, EncodedFrame
-from hls_packager.segmenter import LiveWindow, Part, Segment, Segmenter
+from hls_packager.fmp4 import iter_boxes
+from hls_packager.segmenter import Chunk, LiveWindow, Part, Segment, Segmenter
 
 TIMING = Timing.from_config(HlsConfig(), 30)  # 6-frame parts, 30-frame segments
 IDR = b"\x00\x00\x00\x02\x65\x00"
@@ -33,7 +34,7 @@ def test_timing_grid():
 
 
 def test_parts_close_on_their_last_frame_and_segments_on_their_last_part():
-    seg = Segmenter(TIMING)
+    seg = Segmenter(TIMING, chunk_frames=0)
     assert run(seg, range(5)) == []
     (p0,) = run(seg, [5])  # the 6th frame closes part 0 at once
     assert (p0.msn, p0.index, p0.frames, p0.independent) == (0, 0, 6, True)
@@ -66,11 +67,28 @@ def test_dropped_frames_fill_durations_and_keep_grid():
     assert abs(parts[1].duration - 4 / 30) < 1e-9
 
 
+def test_chunks_stream_a_part_and_are_its_prefix():
+    seg = Segmenter(TIMING, chunk_frames=2)
+    events = run(seg, range(6))
+    # a chunk goes out once the frame after its last one has arrived (durations known)
+    assert [type(e).__name__ for e in events] == ["Chunk", "Chunk", "Part"]
+    assert [len(seg.add(frame(i, False, i * 1600))) for i in range(6, 9)] == [0, 0, 1]
+    c0, c1, part = events
+    assert (c0.msn, c0.index, c1.index) == (0, 0, 0)
+    assert part.data.startswith(c0.data + c1.data)
+    assert [k for k, _, _ in iter_boxes(part.data)] == ["moof", "mdat"] * 3
+    # one chunk per frame, and drops inside the part leave no hole (durations span the gap)
+    seg1 = Segmenter(TIMING, chunk_frames=1)
+    ev = run(seg1, [0, 1, 3, 4, 5])
+    assert [type(e).__name__ for e in ev] == ["Chunk"] * 3 + ["Part"]
+    assert ev[-1].frames == 6 and ev[-1].data.startswith(b"".join(e.data for e in ev[:3]))
+
+
 def test_min_msn_skips_frames_of_earlier_segments():
     seg = Segmenter(TIMING, min_msn=1)
     assert run(seg, range(0, 30)) == []
     events = run(seg, range(30, 36))
-    assert [(e.msn, e.index) for e in events] == [(1, 0)]
+    assert [(e.msn, e.index) for e in events if isinstance(e, Part)] == [(1, 0)]
 
 
 def _segments(n: int, discontinuity_at: int = -1) -> list[Part | Segment]:
@@ -89,6 +107,8 @@ def _segments(n: int, discontinuity_at: int = -1) -> list[Part | Segment]:
 
 def feed(w: LiveWindow, events) -> None:
     for e in events:
+        if isinstance(e, Chunk):
+            continue
         if isinstance(e, Part):
             w.add_part(e)
         else:
@@ -103,7 +123,9 @@ def test_live_window_eviction_lookup_and_has():
     assert w.media_sequence == 2
     assert w.discontinuity_sequence == 1  # segment 1 (with its discontinuity) left the window
     assert w.last_part == (8, 4) and w.next_part == (9, 0)
-    assert w.has(8, None) and w.has(8, 4) and w.has(8, 7)  # complete: no more parts will come
+    assert w.has(8, None) and w.has(8, 4)
+    assert not w.has(8, 7)  # beyond the final part of 8: part 0 of segment 9 (RFC 8216bis 6.2.5.2)
+    assert w.has(7, 9) and w.last_complete_msn == 8
     assert not w.has(9, None) and not w.has(9, 0)
     assert w.part(8, 0) is not None and w.part(6, 4) is not None
     assert w.part(5, 0) is None  # parts expire before their segment leaves the window
