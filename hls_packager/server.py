@@ -135,6 +135,25 @@ class RenditionOutput:
         self.ended = False
         self.latencies: deque[float] = deque(maxlen=20000)  # capture -> part fetchable, s
         self._tasks: set[asyncio.Task] = set()
+        # Latency observers (called on the loop): marks of each published part's frames, and
+        # seconds from a part's publication to a response carrying it being written.
+        self.on_part: list[Callable[[str, tuple[dict[str, float], ...]], None]] = []
+        self.on_delivery: list[Callable[[str, float], None]] = []
+        self._clients: dict[tuple[str, str], float] = {}  # (address, user agent) -> last seen
+
+    VIEWER_WINDOW_S = 10.0
+
+    def seen_client(self, address: str, agent: str) -> None:
+        now = time.monotonic()
+        self._clients[(address, agent)] = now
+        if len(self._clients) > 50_000:  # bounded: forget the stale ones
+            self._clients = {k: t for k, t in self._clients.items()
+                             if now - t <= self.VIEWER_WINDOW_S}
+
+    def viewers(self) -> int:
+        """Distinct clients (address + user agent) that loaded this playlist lately."""
+        now = time.monotonic()
+        return sum(1 for t in self._clients.values() if now - t <= self.VIEWER_WINDOW_S)
 
     # -- called on the loop (via call_soon_threadsafe) ---------------------------------
     def publish(self, events: list[Chunk | Part | Segment]) -> None:
@@ -151,6 +170,8 @@ class RenditionOutput:
                     t0 = m.get("captured", m.get("tick"))
                     if t0 is not None:
                         self.latencies.append(now - t0)
+                for cb in self.on_part:
+                    cb(self.name, ev.marks)
                 self.chunks.pop((ev.msn, ev.index), None)
                 self.window.add_part(ev)
             else:
@@ -158,6 +179,15 @@ class RenditionOutput:
         if changed:
             self.version += 1
         self.notify(parts=changed)
+
+    def delivered(self, part: Part) -> None:
+        """A response carrying `part` has been written (for the delivery-latency figure)."""
+        if self.on_delivery and part.marks:
+            published = part.marks[-1].get("published")
+            if published is not None:
+                lag = time.time() - published
+                for cb in self.on_delivery:
+                    cb(self.name, lag)
 
     def set_ended(self, ended: bool) -> None:
         self.ended = ended
@@ -680,6 +710,7 @@ async def _part(request: web.Request, p: Packager, out: RenditionOutput, msn: in
     w = out.window
     part = w.part(msn, idx)
     if part is not None:
+        out.delivered(part)
         return _media_response(part.data)
     lp = w.last_part
     ahead = _parts_ahead(lp, msn, idx, p.timing.parts_per_segment) if lp else 1
@@ -705,9 +736,11 @@ async def _stream_part(request: web.Request, out: RenditionOutput, msn: int, idx
         part = w.part(msn, idx)
         if part is not None:
             if resp is None:
+                out.delivered(part)
                 return _media_response(part.data)
             await resp.write(part.data[sent_bytes:])
             await resp.write_eof()
+            out.delivered(part)
             return resp
         new = out.pending_chunks(msn, idx)[sent_chunks:]
         if new:
@@ -758,6 +791,7 @@ class _BadDirective(Exception):
 
 async def _media_playlist(request: web.Request, p: Packager, out: RenditionOutput,
                           hold_s: float) -> web.Response:
+    out.seen_client(request.remote or "?", request.headers.get("User-Agent", ""))
     q = request.query
     msn = part = None
     skip = ""

@@ -19,6 +19,7 @@ from web_console.assets import register_vendor_routes
 from .config import Config, ConfigError, VideoConfig
 from .errors import ApiError, error_middleware
 from .inputs import PullInput, TestInput, validate_pull_url
+from .observe import register_observe_routes
 from .productions import ProductionRuntime
 from .store import ID_RE, Production, ProductionExists, SqliteStore, new_token
 from .web import (
@@ -366,4 +367,6 @@ def create_app(config: Config, *, data_dir: Path | None = None,
     register_switcher_routes(app)
     # front-end packages from npm (hls.js), served by us: no CDN at run time
     register_vendor_routes(app)
+    # /metrics (Prometheus) and /api/productions/{id}/latency
+    register_observe_routes(app)
     return app

@@ -53,6 +53,8 @@ class ServerConfig:
     # Upper bound for any JSON request body.
     max_json_bytes: int = 65536
     log_level: str = "INFO"
+    # GET /metrics without a token (for a Prometheus on a private network); default: admin.
+    metrics_public: bool = False
 
     def __post_init__(self) -> None:
         _check_range("port", self.port, 0, 65535)

@@ -23,6 +23,7 @@ from switcher import Switcher
 from .config import Config
 from .errors import ApiError
 from .events import EventHub
+from .metrics import StageLatency
 from .source import Source, SourceKind
 from .store import Production
 
@@ -82,6 +83,7 @@ class ProductionRuntime:
         self._lock = asyncio.Lock()
         self.closed = False
         self.events = EventHub()
+        self.latency = StageLatency()  # per-stage histograms from the frames' marks
         sc = config.switcher
         self.switcher = Switcher(lambda: self.sources, width=production.width,
                                  height=production.height, fps=production.fps,
@@ -104,6 +106,9 @@ class ProductionRuntime:
         if self._hls is not None:
             self.packager = self._hls.create(self.id, fps=self.production.fps,
                                              config=ladder_for(self.config.hls, self.production))
+            for out in self.packager.outputs.values():
+                out.on_part.append(self.latency.observe_frames)
+                out.on_delivery.append(self.latency.observe_delivery)
             self.packager.start(loop)
             out = self.switcher.add_output("hls", self.config.switcher.output_queue_frames)
             packager = self.packager
