@@ -102,7 +102,9 @@ def test_file_frames_arrive_paced_by_timestamps(clip_dir: Path, inputs) -> None:
     t0, f0 = time.monotonic(), src.frames_received
     assert wait_for(lambda: src.frames_received >= f0 + 20)
     rate = (src.frames_received - f0) / (time.monotonic() - t0)
-    assert 15 <= rate <= 35, rate  # paced at ~25 fps, not decoded as fast as possible
+    # paced at ~25 fps, not decoded as fast as possible (the low bound only says "it runs":
+    # a loaded CI machine may be slow)
+    assert 5 <= rate <= 35, rate
     item = src.latest_video()
     assert item is not None
     assert (item.frame.width, item.frame.height, item.frame.format.name) == (W, H, "yuv420p")
