@@ -14,6 +14,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from latency_lab.probe import add_probe_parser, run_probe
+
 from .app import ADMIN_TOKEN, create_app
 from .config import Config, ConfigError, load_config
 
@@ -30,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--host", help="listen address (default 127.0.0.1)")
         sp.add_argument("--port", type=int, help="listen port (default 8080)")
         sp.add_argument("--data-dir", help="where productions and recordings are kept")
+    add_probe_parser(sub)
     return p
 
 
@@ -103,6 +106,8 @@ Press Ctrl+C to stop.
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.cmd == "probe":
+        return run_probe(args)
     try:
         cfg = build_config(args)
     except ConfigError as exc:

@@ -122,6 +122,8 @@ class Source:
         self.audio = AudioRing(AUDIO_RATE * audio_buffer_ms // 1000)
         self._lock = threading.Lock()
         self._latest: VideoItem | None = None
+        # the last few frames, for a frame synchronizer that takes frames in order
+        self._recent: deque[VideoItem] = deque(maxlen=8)
         self._state: SourceState = "connecting"
         self.error: str | None = None
         self.video_codec: str | None = None
@@ -150,6 +152,7 @@ class Source:
                              decoded=decoded if decoded is not None else now,
                              captured=captured)
             self._latest = item
+            self._recent.append(item)
             self._arrivals.append(now)
             if self._state in ("connecting", "stalled"):
                 self._state = "live"
@@ -191,6 +194,11 @@ class Source:
     # --- reader side -------------------------------------------------------------------
     def latest_video(self) -> VideoItem | None:
         return self._latest
+
+    def video_after(self, seq: int) -> list[VideoItem]:
+        """Frames newer than `seq` that are still kept (at most the last 8), oldest first."""
+        with self._lock:
+            return [it for it in self._recent if it.seq > seq]
 
     @property
     def state(self) -> SourceState:

@@ -148,6 +148,9 @@ class _Track:
 
     item: Any = None  # the VideoItem on screen (frozen when the source stalls)
     seq: int = -1
+    source: int = 0  # id() of the source object the seq belongs to (a reconnect restarts it)
+    min_unseen: int = 1 << 30  # fewest unseen frames at a pick in the current sync window
+    window: int = 0  # picks in the current sync window
     last_new: float = 0.0  # engine clock when a new frame (or first need) was seen
 
 
@@ -194,6 +197,7 @@ class Switcher:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_program: av.VideoFrame | None = None
+        self._picks: dict[str, Any] = {}
         self._last_preview: av.VideoFrame | None = None
         self._preview_wanted_until = 0.0
         self._preview_ready = threading.Event()
@@ -425,6 +429,7 @@ class Switcher:
         sources = self._sources()
         ids = tuple(sources)
         self._source_ids = ids
+        self._picks: dict[str, Any] = {}  # each source's frame for this tick (picked once)
         accepted = self._drain_commands(ids)
         changed = bool(accepted)
         if changed:
@@ -579,7 +584,10 @@ class Switcher:
         if track is None:
             track = self._tracks[sid] = _Track(last_new=now)
         src = sources.get(sid)
-        item = src.latest_video() if src is not None else None
+        if sid in self._picks:
+            item = self._picks[sid]
+        else:
+            item = self._picks[sid] = self._pick(src, track) if src is not None else None
         if item is not None and item.seq != track.seq:
             track.item, track.seq, track.last_new = item, item.seq, now
         if now - track.last_new > self.signal_lost_after_s:
@@ -593,6 +601,40 @@ class Switcher:
             pic = self._scaler.fit(track.item.frame, w, h)
         used[k] = pic
         return pic
+
+    # Frames a source may run ahead of the output clock before the synchronizer drops some.
+    SYNC_DEPTH = 2
+    # Picks after which a spare frame that was never needed is dropped (latency back down).
+    SYNC_WINDOW = 90
+
+    def _pick(self, src: Any, track: _Track) -> Any:
+        """Frame synchronizer: the next frame of a source for this tick.
+
+        Taking only the newest frame makes a source at the output's own rate judder when the
+        two clocks meet near the same phase (one tick sees no new frame, the next sees two: a
+        repeat and a skip). Instead frames are taken in order, at most SYNC_DEPTH behind the
+        newest: arrival jitter is absorbed for at most one frame of delay, a faster source
+        still drops (the older ones), a slower one still repeats."""
+        if id(src) != track.source:  # a new source object (reconnect): its seq starts over
+            track.source, track.seq = id(src), -1
+        after = getattr(src, "video_after", None)
+        if after is None:
+            return src.latest_video()
+        unseen = after(track.seq)
+        track.min_unseen = min(track.min_unseen, len(unseen))
+        track.window += 1
+        if track.window >= self.SYNC_WINDOW:
+            # A whole window with a frame to spare at every pick: the source is steady, the
+            # reserve only adds a frame of delay. Drop it (it is rebuilt if jitter returns).
+            spare = track.min_unseen >= self.SYNC_DEPTH
+            track.window, track.min_unseen = 0, 1 << 30
+            if spare and unseen:
+                return unseen[-1]
+        if not unseen:
+            return None
+        if len(unseen) > self.SYNC_DEPTH or track.item is None:
+            return unseen[-self.SYNC_DEPTH] if len(unseen) >= self.SYNC_DEPTH else unseen[-1]
+        return unseen[0]
 
     def _card(self, sid: str, w: int, h: int) -> Fitted:
         k = (sid, w, h)

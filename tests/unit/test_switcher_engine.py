@@ -1,5 +1,6 @@
 """The engine driven tick by tick (deterministic: manual `tick()`, injectable clock)."""
 
+import itertools
 import threading
 import time
 
@@ -215,10 +216,30 @@ def test_slow_source_repeats_fast_source_drops_and_scaling_is_cached(rig):
     for _ in range(3):
         pf = sw.tick()  # no new frame: repeats without rescaling
     assert sw._scaler.reformats == n0 and (planes(pf)[0] == 70).all()
-    srcs["hd"].push_video(yuv_frame(1920, 1080, 80))
-    srcs["hd"].push_video(yuv_frame(1920, 1080, 90))  # faster than output: newest wins
+    for y in (80, 90, 100):  # faster than the output: the oldest beyond the sync depth drop
+        srcs["hd"].push_video(yuv_frame(1920, 1080, y))
     pf = sw.tick()
     assert (planes(pf)[0] == 90).all() and sw._scaler.reformats == n0 + 1
+    pf = sw.tick()
+    assert (planes(pf)[0] == 100).all() and sw._scaler.reformats == n0 + 2
+
+
+def test_frame_sync_absorbs_phase_jitter(rig):
+    """A source at the output's own rate whose frames land on either side of the ticks (0 new
+    frames at one tick, 2 at the next) is shown frame by frame: no repeat, no skip."""
+    sw, srcs, _ = rig
+    srcs["j"] = Source("p", "j", "test")
+    run(sw, Program(source="j"))
+    n = 0
+    shown = []
+    for t in range(60):
+        arrivals = (0, 2)[t % 2] if t > 3 else 1  # jitter: 0, 2, 0, 2, ... after a steady start
+        for _ in range(arrivals):
+            n += 1
+            srcs["j"].push_video(yuv_frame(64, 36, n))
+        shown.append(int(planes(sw.tick())[0][0, 0]))
+    steady = shown[6:]
+    assert all(b - a == 1 for a, b in itertools.pairwise(steady)), shown
 
 
 @pytest.mark.parametrize("fps", [30, 25])
@@ -417,3 +438,23 @@ def test_output_frames_reused_only_when_released(rig):
         sw.tick()  # previous frames released: the pool recycles them
     assert sw._pool.reused > 0
     assert np.array_equal(planes(held[0])[0], y0)  # what a consumer holds never changes
+
+
+def test_frame_sync_drops_an_unneeded_reserve(rig):
+    """After jitter stops, the spare frame is dropped once: the source is then shown as soon
+    as it arrives (one frame less latency), without a repeat or skip from then on."""
+    sw, srcs, _ = rig
+    srcs["s"] = Source("p", "s", "test")
+    run(sw, Program(source="s"))
+    n = 0
+    shown, newest = [], []
+    for t in range(300):
+        arrivals = (0, 2)[t % 2] if t < 40 else 1  # jitter first, then steady
+        for _ in range(arrivals):
+            n += 1
+            srcs["s"].push_video(yuv_frame(64, 36, n % 250))
+        shown.append(int(planes(sw.tick())[0][0, 0]))
+        newest.append(n % 250)
+    assert shown[-1] == newest[-1]  # no reserve any more: the newest frame is on screen
+    tail = shown[-50:]
+    assert all((b - a) % 250 == 1 for a, b in itertools.pairwise(tail)), tail

@@ -1,0 +1,89 @@
+"""latency_lab.report: figures from samples, table, JSON-able dict, PNG."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+
+from latency_lab import report
+from latency_lab.watcher import FrameSample
+
+T0 = 1_800_000_000_000
+
+
+def frame(ms: int | None, decoded_after_ms: float, pts: float, joined: bool = False,
+          recv_before_ms: float = 2.0) -> FrameSample:
+    base = (ms if ms is not None else T0) + decoded_after_ms
+    return FrameSample(ms, (base - recv_before_ms) / 1000, base / 1000, pts, (0, 0), joined)
+
+
+def make_run() -> report.Run:
+    samples = [frame(None, 0, -0.1, joined=True), frame(T0 - 5000, 900, -0.05, joined=True)]
+    samples += [frame(None, 0, 0.0)]  # not on program yet
+    ms = T0
+    for n in range(1, 300):
+        if n in (100, 101):  # two frames lost
+            ms += 33
+            continue
+        if n == 200:  # a frozen frame: the same stamp again
+            samples.append(frame(ms, 300, n / 30))
+            continue
+        ms += 33
+        samples.append(frame(ms, 250 + (n % 10), n / 30))
+    for _ in range(5):  # publisher stopped: the output freezes on the last frame
+        samples.append(frame(ms, 400, 11.0))
+    return report.Run(samples, onsets=[], fps=30, posted_wall=(T0 - 1500) / 1000,
+                      connected_wall=(T0 - 1000) / 1000, meta={"production": "quake"})
+
+
+def test_percentile_nearest_rank():
+    assert report.percentile([], 0.5) is None
+    assert report.percentile([3, 1, 2], 0.5) == 2
+    assert report.percentile(list(range(1, 101)), 0.95) == 95
+
+
+def test_summary_figures():
+    s = report.summarize(make_run())
+    g = s["glass_to_glass_ms"]
+    assert 250 <= g["p50"] <= 259 and g["max"] == 259 and g["count"] == 296
+    assert s["part_arrival_ms"]["p50"] == g["p50"] - 2
+    assert s["decode_ms"]["p50"] == 2
+    assert s["frames_lost"] == 2 and s["frames_frozen"] == 1
+    assert s["frames_unreadable"] == 0
+    assert s["time_to_first_frame_ms"] == 1500 + 33 + 251
+    assert s["whip_connect_ms"] == 500
+    json.dumps(s)  # JSON-able
+
+
+def test_av_offset_from_onsets():
+    # video: capture ms = T0 + 1000*pts + 0 (output media time == capture clock - T0);
+    # audio onsets 40 ms after the whole seconds → audio 40 ms late
+    samples = [frame(T0 + n * 33, 200, n * 0.033) for n in range(200)]
+    onsets = [1.040, 2.040, 3.040, 4.040]
+    offs = report.av_offsets(samples, onsets)
+    assert [round(o) for o in offs] == [40, 40, 40, 40]
+
+
+def test_table_and_server_stages():
+    s = report.summarize(make_run())
+    text = report.render_table(s)
+    assert "glass-to-glass" in text and "2 lost, 1 frozen" in text
+    assert "server stages: not available" in text
+    s["server_latency"] = {"stages": {"ingest": {"p50_ms": 12, "p95_ms": 20},
+                                      "encode": {"p50_ms": 8, "p95_ms": 11}}}
+    text = report.render_table(s)
+    assert "stages.ingest" in text and "stages.encode" in text
+    assert report.server_stage_rows([{"stage": "http", "p50": 1, "p95": 2}]) == [
+        ("http", 1, 2)]
+
+
+def test_plot_png(tmp_path):
+    run = make_run()
+    path = tmp_path / "p.png"
+    report.plot_png(run, report.summarize(run), str(path))
+    img = Image.open(path)
+    assert img.size == (report.W, report.H)
+    empty = report.Run([], [], 30)
+    report.plot_png(empty, report.summarize(empty), str(tmp_path / "e.png"))
+    assert Image.open(tmp_path / "e.png").size == (report.W, report.H)
