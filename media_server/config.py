@@ -79,6 +79,10 @@ class IngestConfig:
     video_queue_frames: int = 4
     # Audio kept per source (48 kHz stereo), the oldest samples are dropped past it.
     audio_buffer_ms: int = 1000
+    # WHIP audio jitter buffer: packets (20 ms each) held before playout starts. aiortc's own
+    # default is 4 (80 ms), which leaves audio that much behind video; 2 keeps A/V within a
+    # frame on a good network. Raise it for jittery networks (latency lab: a knob to sweep).
+    audio_jitter_packets: int = 2
     # Seconds between pull-source reconnect attempts: first, doubling up to max.
     pull_backoff_s: float = 1.0
     pull_backoff_max_s: float = 30.0
@@ -102,6 +106,7 @@ class IngestConfig:
         _check_range("connect_timeout_s", self.connect_timeout_s, 1, 600)
         _check_range("video_queue_frames", self.video_queue_frames, 1, 120)
         _check_range("audio_buffer_ms", self.audio_buffer_ms, 100, 10000)
+        _check_range("audio_jitter_packets", self.audio_jitter_packets, 0, 15)
         _check_range("pull_backoff_s", self.pull_backoff_s, 0.05, 600)
         _check_range("pull_backoff_max_s", self.pull_backoff_max_s, self.pull_backoff_s, 3600)
 

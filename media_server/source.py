@@ -49,7 +49,16 @@ class AudioRing:
     """Bounded ring of 48 kHz stereo float32 samples.
 
     `push` appends (dropping the oldest samples past capacity, counted); `read(n)` returns exactly
-    n samples, padding with silence when fewer are buffered (counted as underrun)."""
+    n samples, padding with silence when fewer are buffered (counted as underrun).
+
+    Latency control: whatever backlog a ring picks up (a burst when a session starts, a reader
+    that started late) would delay this source's audio for good. Over each window of reads the
+    ring notes the smallest backlog left after a read; when even that stayed above `slack`
+    samples, the excess was never needed to ride out jitter, so the oldest samples are trimmed
+    (counted in `trimmed_samples`) and the audio comes back in step with its video."""
+
+    TRIM_WINDOW_READS = 60  # ~2 s of 30 fps ticks
+    TRIM_SLACK = 960  # 20 ms kept for jitter
 
     def __init__(self, capacity_samples: int) -> None:
         self._buf = np.zeros((capacity_samples, AUDIO_CHANNELS), dtype=np.float32)
@@ -60,6 +69,9 @@ class AudioRing:
         self.dropped_samples = 0
         self.underrun_samples = 0
         self.pushed_samples = 0
+        self.trimmed_samples = 0
+        self._reads = 0
+        self._min_after = 1 << 30
 
     @property
     def buffered(self) -> int:
@@ -101,6 +113,15 @@ class AudioRing:
             self._start = (self._start + take) % self._cap
             self._len -= take
             self.underrun_samples += n - take
+            self._min_after = min(self._min_after, self._len)
+            self._reads += 1
+            if self._reads >= self.TRIM_WINDOW_READS:
+                excess = self._min_after - self.TRIM_SLACK
+                if excess > 0:
+                    self._start = (self._start + excess) % self._cap
+                    self._len -= excess
+                    self.trimmed_samples += excess
+                self._reads, self._min_after = 0, 1 << 30
         return out
 
     def clear(self) -> None:
@@ -253,6 +274,7 @@ class Source:
             "frames_dropped": self.frames_dropped,
             "audio_frames_received": self.audio_frames_received,
             "audio_dropped_samples": self.audio.dropped_samples,
+            "audio_trimmed_samples": self.audio.trimmed_samples,
             "bitrate_kbps": self.bitrate_kbps(),
             "last_frame_age_s": round(time.time() - latest.arrived, 3) if latest else None,
             # sender capture → our arrival of the newest frame (sender's clock, from RTCP SR)

@@ -116,6 +116,8 @@ class WhipService:
                 if t.receiver.track is track:
                     watch_sender_reports(t.receiver, clock)
                     clock.rtp_origin = rtp_origin_of(t.receiver)
+                    if track.kind == "audio":
+                        set_audio_prefetch(t.receiver, self.config.ingest.audio_jitter_packets)
             session.tasks.append(runtime.tasks.spawn(
                 self._consume(session, track, clock), f"{source_id}:{track.kind}"))
 
@@ -248,6 +250,13 @@ def watch_sender_reports(receiver: RTCRtpReceiver, clock: SenderClock) -> None:
         await handle(packet)
 
     receiver._handle_rtcp_packet = on_rtcp  # type: ignore[method-assign]
+
+
+def set_audio_prefetch(receiver: RTCRtpReceiver, packets: int) -> None:
+    """Packets aiortc's audio jitter buffer holds before it releases any (its default: 4)."""
+    jb = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
+    if jb is not None and hasattr(jb, "_prefetch"):
+        jb._prefetch = packets
 
 
 def rtp_origin_of(receiver: RTCRtpReceiver) -> Callable[[], int | None]:

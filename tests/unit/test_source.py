@@ -78,3 +78,22 @@ def test_source_audio_format_change_mid_stream() -> None:
         src.push_audio(f)
     assert src.audio_frames_received == 3
     assert src.audio.buffered > 960
+
+
+def test_ring_trims_a_backlog_that_jitter_never_needed() -> None:
+    ring = AudioRing(48000)
+    ring.push(np.zeros((9600, 2), np.float32))  # a 200 ms burst at session start
+    for _ in range(AudioRing.TRIM_WINDOW_READS):
+        ring.push(np.zeros((1600, 2), np.float32))  # then steady: one tick's worth per read
+        ring.read(1600)
+    assert ring.buffered == AudioRing.TRIM_SLACK
+    assert ring.trimmed_samples == 9600 - AudioRing.TRIM_SLACK
+
+
+def test_ring_keeps_what_jitter_needs() -> None:
+    ring = AudioRing(48000)
+    for i in range(3 * AudioRing.TRIM_WINDOW_READS):
+        if i % 2 == 0:
+            ring.push(np.zeros((3200, 2), np.float32))  # bursty: two ticks' worth every other
+        ring.read(1600)
+    assert ring.trimmed_samples == 0 and ring.underrun_samples == 0
