@@ -58,6 +58,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                    if k.lower() in ("allow", "retry-after", "www-authenticate", "location")}
         detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         return error_response(exc.status, detail or exc.reason, headers=headers)
+    except ConnectionResetError:
+        # the client went away mid-response (a player moving on, a closed tab): not an error
+        log.debug("client went away during %s %s", request.method, request.rel_url.path)
+        raise
     except Exception:
         # Never a traceback to the client; the server log keeps it (without request headers,
         # which may hold tokens).
