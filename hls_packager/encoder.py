@@ -25,6 +25,7 @@ from fractions import Fraction
 import av
 import numpy as np
 from av.video.frame import PictureType
+from av.video.reformatter import VideoReformatter
 
 from hls_packager.config import RenditionConfig
 from hls_packager.fmp4 import AacConfig, AvcConfig, to_avcc_sample
@@ -65,6 +66,7 @@ class RenditionEncoder:
         self.fps = fps
         self.segment_frames = segment_frames
         self.origin = 0
+        self._scaler = VideoReformatter()
         self.video_ctx = self._open_video(rendition, fps, segment_frames, preset)
         self.audio_ctx = self._open_audio(rendition.audio_bitrate)
         self.avc = AvcConfig.from_extradata(bytes(self.video_ctx.extradata or b""))
@@ -130,7 +132,11 @@ class RenditionEncoder:
         if frame.width != self.rendition.width or frame.height != self.rendition.height or (
             frame.format.name != "yuv420p"
         ):
-            frame = frame.reformat(self.rendition.width, self.rendition.height, "yuv420p")
+            # our own reformatter: frame.reformat() would share the frame's cached SwsContext
+            # with every other thread touching this program frame (snapshots, other
+            # renditions) -- PyAV crashes or deadlocks on that
+            frame = self._scaler.reformat(frame, self.rendition.width, self.rendition.height,
+                                          "yuv420p")
         frame.pts = pf.index
         frame.time_base = Fraction(1, pf.fps)
         force = seg != self._last_segment

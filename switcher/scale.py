@@ -136,3 +136,13 @@ class FrameRef:
             self._graph, self._key = g, key
         self._src.push(frame)
         return self._sink.pull()
+
+
+def jpeg_image(frame: av.VideoFrame) -> Any:
+    """A Pillow RGB image of a frame that other threads may be using too.
+
+    `frame.to_image()`/`frame.reformat()` go through a converter cached on the frame object
+    itself; two threads doing that on one frame (two consoles polling program.jpg, a snapshot
+    while an encoder scales) crash or deadlock inside PyAV. A converter of our own per call
+    only reads the shared pixels."""
+    return VideoReformatter().reformat(frame, format="rgb24").to_image()

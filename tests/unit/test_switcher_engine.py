@@ -458,3 +458,28 @@ def test_frame_sync_drops_an_unneeded_reserve(rig):
     assert shown[-1] == newest[-1]  # no reserve any more: the newest frame is on screen
     tail = shown[-50:]
     assert all((b - a) % 250 == 1 for a, b in itertools.pairwise(tail)), tail
+
+
+def test_jpeg_of_a_frame_shared_by_threads() -> None:
+    """Several threads (consoles polling program.jpg, an encoder scaling) use one frame at once:
+    with the frame's own cached converter (frame.to_image/reformat) PyAV crashes or hangs."""
+    import threading
+
+    from switcher.scale import jpeg_image
+
+    frame = yuv_frame(640, 360, 120)
+    errors: list[BaseException] = []
+
+    def snap() -> None:
+        try:
+            for _ in range(30):
+                assert jpeg_image(frame).size == (640, 360)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=snap) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads) and not errors, errors
