@@ -13,8 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from hls_packager.server import HLS_REGISTRY, HlsRegistry, register_hls_routes
+from switcher.scale import jpeg_image
 from web_console.api import register_switcher_routes
 from web_console.assets import register_vendor_routes
+from web_console.pages import register_pages
 
 from .config import Config, ConfigError, VideoConfig
 from .errors import ApiError, error_middleware
@@ -129,7 +131,19 @@ async def list_productions(request: web.Request) -> web.Response:
 async def get_production(request: web.Request) -> web.Response:
     rt = runtime_for(request)
     require_director(request, rt)
-    return json_response(rt.describe())
+    # the director hands reporters their publish link (console: link + QR code)
+    return json_response({**rt.describe(), "publish_token": rt.production.publish_token})
+
+
+async def public_production(request: web.Request) -> web.Response:
+    """What a viewer's scene page may know: title and whether it is live or a replay."""
+    pid = request.match_info["production"]
+    prod = await request.app[STORE].get(pid)
+    if prod is None:
+        raise ApiError(404, f"no such production {pid!r}")
+    return json_response({"id": prod.id, "title": prod.title, "state": prod.state},
+                         headers={"Access-Control-Allow-Origin": "*",
+                                  "Cache-Control": "max-age=5"})
 
 
 async def delete_production(request: web.Request) -> web.Response:
@@ -237,7 +251,7 @@ async def source_snapshot(request: web.Request) -> web.Response:
 def encode_jpeg(frame: Any, quality: int = 80) -> bytes:
     import io
 
-    img = frame.to_image()
+    img = jpeg_image(frame)  # never frame.to_image(): other threads use this frame too
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
@@ -354,6 +368,7 @@ def create_app(config: Config, *, data_dir: Path | None = None,
     r.add_post("/api/productions", create_production)
     r.add_get("/api/productions", list_productions)
     r.add_get("/api/productions/{production}", get_production)
+    r.add_get("/api/productions/{production}/public", public_production)
     r.add_delete("/api/productions/{production}", delete_production)
     r.add_post("/api/productions/{production}/sources", add_source)
     r.add_delete("/api/productions/{production}/sources/{source}", delete_source)
@@ -369,4 +384,6 @@ def create_app(config: Config, *, data_dir: Path | None = None,
     register_vendor_routes(app)
     # /metrics (Prometheus) and /api/productions/{id}/latency
     register_observe_routes(app)
+    # the three faces: /console/{id}, /scene/{id}, /go/{id}
+    register_pages(app)
     return app

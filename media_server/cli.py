@@ -94,6 +94,11 @@ Scene Cloud demo is running on {base}
   director token:  {d}
   publish token:   {p}
 
+  Director console:  {base}/console/demo      (sign in with the director token)
+  Viewers' page:     {base}/scene/demo
+  Phone publisher:   {base}/go/demo#token={p}
+  LL-HLS:            {base}/hls/demo/index.m3u8
+
   Production state:  curl -H 'Authorization: Bearer {d}' {base}/api/productions/demo
   Source snapshot:   curl -H 'Authorization: Bearer {d}' -o bars.jpg \\
                        {base}/api/productions/demo/sources/bars/snapshot.jpg

@@ -45,7 +45,13 @@ async def test_create_list_get_delete(server: Server) -> None:
     async with server.http.get(f"{server.url}/api/productions", headers=server.admin()) as r:
         assert [p["id"] for p in (await r.json())["productions"]] == ["quake"]
     got = await server.production("quake", prod["director_token"])
-    assert got["sources"] == [] and "publish_token" not in got
+    assert got["sources"] == [] and "director_token" not in got
+    assert got["publish_token"] == prod["publish_token"]  # the director hands out the link
+    async with server.http.get(f"{server.url}/api/productions/quake/public") as r:
+        assert r.status == 200  # no token: what a viewer's page may know
+        assert await r.json() == {"id": "quake", "title": "甘孜 6.8 级地震", "state": "active"}
+    async with server.http.get(f"{server.url}/api/productions/nope/public") as r:
+        await expect_error(r, 404, "nope")
     async with server.http.post(f"{server.url}/api/productions", headers=server.admin(),
                                 json={"id": "quake"}) as r:
         await expect_error(r, 409, "already exists")

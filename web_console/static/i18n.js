@@ -1,0 +1,376 @@
+// UI strings: one dictionary per language. The language follows navigator.language until
+// the user picks one with the toggle (kept in localStorage).
+// Markup: data-i18n="key" sets textContent, data-i18n-placeholder / data-i18n-title /
+// data-i18n-aria set those attributes. Operator buttons whose accessible name must stay
+// English ("Cut", "Auto", "FTB") carry a fixed aria-label instead.
+
+const STORAGE_KEY = 'scenecloud.lang';
+
+export const DICT = {
+  en: {
+    'lang.toggle': '中文',
+    'lang.toggle.title': 'Switch to Chinese',
+    'app.name': 'Scene Cloud',
+    'conn.connecting': 'connecting…',
+    'conn.live': 'connected',
+    'conn.reconnecting': 'reconnecting…',
+    'conn.offline': 'offline',
+    'signin.title': 'Director sign-in',
+    'signin.token': 'Director token',
+    'signin.submit': 'Sign in',
+    'signin.help': 'The token stays in this browser tab only (session storage).',
+    'signin.bad': 'This token is not valid for this production.',
+    'signin.missing': 'No such production.',
+    'signin.error': 'Cannot reach the server: {msg}',
+    'signout': 'Sign out',
+    'monitor.preview': 'Preview',
+    'monitor.program': 'Program',
+    'ctl.cut': 'Cut',
+    'ctl.auto': 'Auto',
+    'ctl.ftb': 'FTB',
+    'ctl.transition': 'Transition',
+    'ctl.duration': 'Duration (ms)',
+    'ctl.tbar': 'T-bar',
+    'tr.mix': 'Mix',
+    'tr.dip': 'Dip',
+    'tr.wipe_right': 'Wipe →',
+    'tr.wipe_left': 'Wipe ←',
+    'tr.wipe_down': 'Wipe ↓',
+    'tr.wipe_up': 'Wipe ↑',
+    'sources.title': 'Sources',
+    'sources.none': 'No sources yet: add a test source, a pull URL, or open the publish link on a phone.',
+    'state.live': 'live',
+    'state.connecting': 'connecting',
+    'state.stalled': 'stalled',
+    'state.ended': 'ended',
+    'state.waiting': 'waiting',
+    'state.error': 'error',
+    'tally.program': 'program',
+    'tally.preview': 'preview',
+    'tally.off': 'off',
+    'stat.res': 'Resolution',
+    'stat.fps': 'fps',
+    'stat.bitrate': 'Bitrate',
+    'stat.loss': 'Loss',
+    'stat.rtt': 'RTT',
+    'stat.kind': 'Kind',
+    'stat.codec': 'Codec',
+    'stat.frames': 'Frames',
+    'stat.dropped': 'Dropped',
+    'stat.jitter': 'Jitter',
+    'stat.state': 'State',
+    'stat.age': 'Last frame',
+    'panel.layouts': 'Layouts',
+    'panel.overlays': 'Overlays',
+    'panel.audio': 'Audio mixer',
+    'panel.add': 'Add a source',
+    'panel.stats': 'Source stats',
+    'panel.publish': 'Publish from a phone',
+    'layout.name': 'Name',
+    'layout.kind': 'Kind',
+    'layout.kind.full': 'Full',
+    'layout.kind.pip': 'Picture in picture',
+    'layout.kind.side_by_side': 'Side by side',
+    'layout.kind.grid2x2': 'Grid 2×2',
+    'layout.kind.custom': 'Custom boxes',
+    'layout.source': 'Source {n}',
+    'layout.empty': '(empty)',
+    'layout.save': 'Save layout',
+    'layout.addbox': 'Add box',
+    'layout.removebox': 'Remove box',
+    'layout.toPreview': 'To preview',
+    'layout.delete': 'Delete',
+    'layout.none': 'No layouts yet.',
+    'ov.lower_third': 'Lower third',
+    'ov.logo': 'Logo',
+    'ov.clock': 'Clock',
+    'ov.ticker': 'Ticker',
+    'ov.title': 'Title',
+    'ov.subtitle': 'Subtitle',
+    'ov.file': 'PNG file',
+    'ov.text': 'Text',
+    'ov.format': 'Format',
+    'ov.tz': 'Time zone',
+    'ov.corner': 'Corner',
+    'ov.define': 'Save',
+    'ov.show': 'Show',
+    'ov.hide': 'Hide',
+    'ov.delete': 'Delete',
+    'ov.visible': 'on air',
+    'ov.hidden': 'hidden',
+    'ov.none': 'No overlays yet.',
+    'ov.title.placeholder': '张伟',
+    'ov.subtitle.placeholder': '记者 · 北京',
+    'ov.ticker.placeholder': '突发新闻…',
+    'audio.master': 'Master',
+    'audio.mute': 'Mute',
+    'audio.afv': 'AFV',
+    'audio.gain': 'Gain {name}',
+    'add.id': 'Source id',
+    'add.kind': 'Kind',
+    'add.kind.test': 'Test source',
+    'add.kind.pull': 'Pull URL',
+    'add.pattern': 'Pattern',
+    'add.pattern.bars': 'Colour bars',
+    'add.pattern.solid': 'Solid colour',
+    'add.color': 'Colour',
+    'add.url': 'URL (rtmp://, rtsp://, srt://, http(s)://…)',
+    'add.submit': 'Add',
+    'add.remove': 'Remove {id}',
+    'publish.link': 'Publish link',
+    'publish.copy': 'Copy link',
+    'publish.copied': 'Copied',
+    'publish.token': 'Publish token',
+    'publish.token.help': 'Paste the production\'s publish token to make the phone link.',
+    'publish.show': 'Make link',
+    'publish.warn': 'Anyone with this link can publish to the production.',
+    'error.generic': 'Error: {msg}',
+    'scene.live': 'LIVE',
+    'scene.replay': 'REPLAY',
+    'scene.offline': 'Not live yet',
+    'scene.waiting': 'Waiting for the broadcast to start…',
+    'scene.reconnecting': 'Reconnecting…',
+    'scene.production': 'Production {id}',
+    'scene.unmute': 'Tap for sound',
+    'scene.notfound': 'This broadcast does not exist.',
+    'go.title': 'Go live',
+    'go.allow': 'Allow camera',
+    'go.front': 'Front',
+    'go.back': 'Back',
+    'go.camera': 'Camera',
+    'go.quality': 'Quality',
+    'go.source': 'Source name',
+    'go.golive': 'Go Live',
+    'go.stop': 'Stop',
+    'go.onair': 'ON AIR',
+    'go.preview': 'PREVIEW',
+    'go.standby': 'standby',
+    'go.state': 'Connection',
+    'go.state.idle': 'not connected',
+    'go.state.new': 'starting',
+    'go.state.connecting': 'connecting',
+    'go.state.connected': 'connected',
+    'go.state.disconnected': 'disconnected',
+    'go.state.failed': 'failed',
+    'go.state.closed': 'stopped',
+    'go.state.reconnecting': 'reconnecting in {s} s…',
+    'go.bitrate': 'Outgoing',
+    'go.notoken': 'This link has no publish token. Open the link from the director console.',
+    'go.badtoken': 'The publish token was refused ({status}).',
+    'go.nocamera': 'Camera not available: {msg}',
+  },
+  zh: {
+    'lang.toggle': 'EN',
+    'lang.toggle.title': '切换到英文',
+    'app.name': 'Scene Cloud 云导播',
+    'conn.connecting': '连接中…',
+    'conn.live': '已连接',
+    'conn.reconnecting': '重新连接中…',
+    'conn.offline': '离线',
+    'signin.title': '导播登录',
+    'signin.token': '导播令牌',
+    'signin.submit': '登录',
+    'signin.help': '令牌只保存在本标签页（会话存储）中。',
+    'signin.bad': '该令牌对此节目无效。',
+    'signin.missing': '节目不存在。',
+    'signin.error': '无法连接服务器：{msg}',
+    'signout': '退出',
+    'monitor.preview': '预监',
+    'monitor.program': '主监（PGM）',
+    'ctl.cut': '切换',
+    'ctl.auto': '自动',
+    'ctl.ftb': '淡出黑场',
+    'ctl.transition': '转场',
+    'ctl.duration': '时长（毫秒）',
+    'ctl.tbar': 'T 型推杆',
+    'tr.mix': '叠化',
+    'tr.dip': '闪黑',
+    'tr.wipe_right': '划像 →',
+    'tr.wipe_left': '划像 ←',
+    'tr.wipe_down': '划像 ↓',
+    'tr.wipe_up': '划像 ↑',
+    'sources.title': '信号源',
+    'sources.none': '还没有信号源：添加测试信号、拉流地址，或在手机上打开推流链接。',
+    'state.live': '直播中',
+    'state.connecting': '连接中',
+    'state.stalled': '卡顿',
+    'state.ended': '已结束',
+    'state.waiting': '等待中',
+    'state.error': '错误',
+    'tally.program': '主输出',
+    'tally.preview': '预监',
+    'tally.off': '未使用',
+    'stat.res': '分辨率',
+    'stat.fps': '帧率',
+    'stat.bitrate': '码率',
+    'stat.loss': '丢包',
+    'stat.rtt': '往返时延',
+    'stat.kind': '类型',
+    'stat.codec': '编码',
+    'stat.frames': '帧数',
+    'stat.dropped': '丢帧',
+    'stat.jitter': '抖动',
+    'stat.state': '状态',
+    'stat.age': '最新帧',
+    'panel.layouts': '画面布局',
+    'panel.overlays': '字幕与图层',
+    'panel.audio': '调音台',
+    'panel.add': '添加信号源',
+    'panel.stats': '信号源统计',
+    'panel.publish': '手机推流',
+    'layout.name': '名称',
+    'layout.kind': '类型',
+    'layout.kind.full': '全屏',
+    'layout.kind.pip': '画中画',
+    'layout.kind.side_by_side': '左右并排',
+    'layout.kind.grid2x2': '四宫格',
+    'layout.kind.custom': '自定义框',
+    'layout.source': '信号源 {n}',
+    'layout.empty': '（空）',
+    'layout.save': '保存布局',
+    'layout.addbox': '添加框',
+    'layout.removebox': '删除框',
+    'layout.toPreview': '送预监',
+    'layout.delete': '删除',
+    'layout.none': '还没有布局。',
+    'ov.lower_third': '下三分之一字幕',
+    'ov.logo': '台标',
+    'ov.clock': '时钟',
+    'ov.ticker': '滚动字幕',
+    'ov.title': '标题',
+    'ov.subtitle': '副标题',
+    'ov.file': 'PNG 文件',
+    'ov.text': '文字',
+    'ov.format': '格式',
+    'ov.tz': '时区',
+    'ov.corner': '位置',
+    'ov.define': '保存',
+    'ov.show': '显示',
+    'ov.hide': '隐藏',
+    'ov.delete': '删除',
+    'ov.visible': '播出中',
+    'ov.hidden': '已隐藏',
+    'ov.none': '还没有图层。',
+    'ov.title.placeholder': '张伟',
+    'ov.subtitle.placeholder': '记者 · 北京',
+    'ov.ticker.placeholder': '突发新闻…',
+    'audio.master': '总输出',
+    'audio.mute': '静音',
+    'audio.afv': '音随视',
+    'audio.gain': '{name} 增益',
+    'add.id': '信号源名称',
+    'add.kind': '类型',
+    'add.kind.test': '测试信号',
+    'add.kind.pull': '拉流地址',
+    'add.pattern': '图案',
+    'add.pattern.bars': '彩条',
+    'add.pattern.solid': '纯色',
+    'add.color': '颜色',
+    'add.url': '地址（rtmp://、rtsp://、srt://、http(s)://…）',
+    'add.submit': '添加',
+    'add.remove': '移除 {id}',
+    'publish.link': '推流链接',
+    'publish.copy': '复制链接',
+    'publish.copied': '已复制',
+    'publish.token': '推流令牌',
+    'publish.token.help': '粘贴本节目的推流令牌以生成手机链接。',
+    'publish.show': '生成链接',
+    'publish.warn': '持有此链接的人都可以向本节目推流。',
+    'error.generic': '出错：{msg}',
+    'scene.live': '直播',
+    'scene.replay': '回放',
+    'scene.offline': '尚未开播',
+    'scene.waiting': '等待直播开始…',
+    'scene.reconnecting': '重新连接中…',
+    'scene.production': '节目 {id}',
+    'scene.unmute': '点击开启声音',
+    'scene.notfound': '该直播不存在。',
+    'go.title': '开始直播',
+    'go.allow': '允许使用摄像头',
+    'go.front': '前置',
+    'go.back': '后置',
+    'go.camera': '摄像头',
+    'go.quality': '画质',
+    'go.source': '信号源名称',
+    'go.golive': '开始直播',
+    'go.stop': '停止',
+    'go.onair': '正在播出',
+    'go.preview': '预监中',
+    'go.standby': '待命',
+    'go.state': '连接状态',
+    'go.state.idle': '未连接',
+    'go.state.new': '启动中',
+    'go.state.connecting': '连接中',
+    'go.state.connected': '已连接',
+    'go.state.disconnected': '连接中断',
+    'go.state.failed': '连接失败',
+    'go.state.closed': '已停止',
+    'go.state.reconnecting': '{s} 秒后重新连接…',
+    'go.bitrate': '上行码率',
+    'go.notoken': '链接中没有推流令牌。请从导播台打开推流链接。',
+    'go.badtoken': '推流令牌被拒绝（{status}）。',
+    'go.nocamera': '无法使用摄像头：{msg}',
+  },
+};
+
+export const LANGS = Object.keys(DICT);
+
+function detect() {
+  try {
+    const stored = localStorage.getItem(STORAGE_KEY);
+    if (stored && DICT[stored]) return stored;
+  } catch (_) { /* storage disabled */ }
+  const prefs = navigator.languages && navigator.languages.length
+    ? navigator.languages : [navigator.language || 'en'];
+  for (const l of prefs) {
+    const base = String(l).toLowerCase().split('-')[0];
+    if (DICT[base]) return base;
+  }
+  return 'en';
+}
+
+let current = detect();
+
+export function lang() { return current; }
+
+/** Translate `key`, filling {name} placeholders from `vars`. */
+export function t(key, vars) {
+  const s = (DICT[current] && DICT[current][key]) ?? DICT.en[key] ?? key;
+  if (!vars) return s;
+  return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+}
+
+/** Apply translations to every marked element under `root`. */
+export function applyI18n(root = document) {
+  document.documentElement.lang = current === 'zh' ? 'zh-CN' : 'en';
+  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll('[data-i18n-placeholder]')) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+  for (const el of root.querySelectorAll('[data-i18n-title]')) el.title = t(el.dataset.i18nTitle);
+  for (const el of root.querySelectorAll('[data-i18n-aria]')) {
+    el.setAttribute('aria-label', t(el.dataset.i18nAria));
+  }
+}
+
+export function setLang(l) {
+  if (!DICT[l] || l === current) return;
+  current = l;
+  try { localStorage.setItem(STORAGE_KEY, l); } catch (_) { /* ignore */ }
+  applyI18n();
+  window.dispatchEvent(new CustomEvent('langchange', { detail: l }));
+}
+
+/** Wire a toggle button (switches between the two languages). */
+export function setupLangToggle(button) {
+  const render = () => {
+    button.textContent = t('lang.toggle');
+    button.title = t('lang.toggle.title');
+    button.setAttribute('aria-label', `${t('lang.toggle.title')} (${t('lang.toggle')})`);
+  };
+  button.addEventListener('click', () => {
+    setLang(current === 'zh' ? 'en' : 'zh');
+  });
+  window.addEventListener('langchange', render);
+  render();
+}
