@@ -39,8 +39,8 @@ from tests.e2e.pages_helpers import (
     pct,
     rgb,
     sign_in,
-    wait_until,
 )
+from tests.utils import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -84,7 +84,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 p = await api.production(PID, director)
                 return sum(s["state"] == "live" for s in p["sources"]) >= 3
 
-            await wait_until(all_live, 20, "test sources live")
+            await wait_for(all_live, 20, "test sources live")
             await api.switch(PID, director, op="program", source="red")
             await api.switch(PID, director, op="preview", source="blue")
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -129,7 +129,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     p = await api.production(PID, director)
                     return any(s["id"] == sid and s["state"] == "live" for s in p["sources"])
 
-                await wait_until(live, 20, f"{sid} live", interval=0.01)
+                await wait_for(live, 20, f"{sid} live", interval=0.01)
                 golive.append((time.monotonic() - t0) * 1000)
                 await gp.wait_for_function("() => window.scenePublisher.connectedAt !== null")
                 connected.append(await gp.evaluate(
@@ -171,7 +171,7 @@ async def screenshots(browser: Any, api: Client, url: str) -> None:
         p = await api.production(pid, director)
         return any(s["id"] == "phone-liu" and s["state"] == "live" for s in p["sources"])
 
-    await wait_until(phone_live, 20, "phone live")
+    await wait_for(phone_live, 20, "phone live")
     sw = {"op": "layout", "name": "pip", "kind": "pip", "sources": ["bars", "phone-liu"]}
     await api.switch(pid, director, **sw)
     await api.switch(pid, director, op="program", layout="pip")

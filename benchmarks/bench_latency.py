@@ -25,13 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_whip_ingest import CACHE, make_clip, proc_cpu
+from benchmarks.bench_whip_ingest import CACHE, make_clip
+from benchmarks.common import ROOT, http, proc_cpu, server_process, stop_all
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 ADMIN = "bench-admin-" + secrets.token_hex(8)
 
@@ -66,80 +65,46 @@ def config_text(part: float = 0.2, segment: float = 1.0, preset: str = "veryfast
             f"preset = \"{preset}\"\n{ladder}")
 
 
-def http(method: str, url: str, token: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        text = r.read()
-    return json.loads(text) if text else None
-
-
 def run_point(name: str, cfg: str, *, inputs: int, seconds: float, port: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = Path(tmp) / "config.toml"
         cfg_path.write_text(cfg)
-        env = {**os.environ, "SCENECLOUD_ADMIN_TOKEN": ADMIN,
-               "SCENECLOUD_SERVER_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen(
-            [str(ROOT / ".venv/bin/scenecloud"), "serve", "--config", str(cfg_path), "--port",
-             str(port), "--data-dir", str(Path(tmp) / "data")], env=env, cwd=ROOT,
-            stdout=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
         pubs: list[subprocess.Popen[bytes]] = []
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            prod = http("POST", f"{base}/api/productions", ADMIN, {"id": "lab"})
-            d = prod["director_token"]
-            probe_env = {**os.environ, "SCENECLOUD_PUBLISH_TOKEN": prod["publish_token"]}
-            args = [str(ROOT / ".venv/bin/scenecloud"), "probe", base, "--production", "lab",
-                    "--seconds", str(seconds), "--json"]
-            if inputs > 1:
-                clip = make_clip(CACHE / "720p30_high.mkv")
-                pubs = [subprocess.Popen(
-                    [sys.executable, "-m", "benchmarks.whip_replay", str(clip),
-                     f"{base}/whip/lab/cam{i}", "--token", prod["publish_token"],
-                     "--seconds", str(seconds + 60)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL) for i in range(1, inputs)]
-                names = ["probe"] + [f"cam{i}" for i in range(1, 4)]
-                http("POST", f"{base}/api/productions/lab/switcher", d,
-                     {"op": "layout", "name": "grid", "kind": "grid2x2", "sources": names})
-                http("POST", f"{base}/api/productions/lab/switcher", d,
-                     {"op": "program", "layout": "grid"})
-                args += ["--region", "0,0,0.5,0.5"]  # the probe is the top-left quadrant
-            else:
-                probe_env["SCENECLOUD_DIRECTOR_TOKEN"] = d
-            cpu0, t0 = proc_cpu(server.pid), time.monotonic()
-            res = subprocess.run(args, env=probe_env, cwd=ROOT, capture_output=True,
-                                 timeout=seconds + 90)
-            cpu = (proc_cpu(server.pid) - cpu0) / (time.monotonic() - t0)
-            if res.returncode != 0:
-                return {"name": name, "inputs": inputs, "error": res.stderr.decode()[-500:]}
-            report = json.loads(res.stdout)
-            stages = http("GET", f"{base}/api/productions/lab/latency", d)
-            return {"name": name, "inputs": inputs, "server_cpu_cores": round(cpu, 2),
-                    "probe": report, "server_stages": stages["renditions"]}
-        finally:
-            for p in pubs:
-                p.terminate()
-            for p in pubs:
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-            server.terminate()
+        with server_process(Path(tmp) / "data", ADMIN, port=port, config=cfg_path) as (base,
+                                                                                       spid):
             try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+                prod = http("POST", f"{base}/api/productions", ADMIN, {"id": "lab"})
+                d = prod["director_token"]
+                probe_env = {**os.environ, "SCENECLOUD_PUBLISH_TOKEN": prod["publish_token"]}
+                args = [str(ROOT / ".venv/bin/scenecloud"), "probe", base, "--production",
+                        "lab", "--seconds", str(seconds), "--json"]
+                if inputs > 1:
+                    clip = make_clip(CACHE / "720p30_high.mkv")
+                    pubs = [subprocess.Popen(
+                        [sys.executable, "-m", "benchmarks.whip_replay", str(clip),
+                         f"{base}/whip/lab/cam{i}", "--token", prod["publish_token"],
+                         "--seconds", str(seconds + 60)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL) for i in range(1, inputs)]
+                    names = ["probe"] + [f"cam{i}" for i in range(1, 4)]
+                    http("POST", f"{base}/api/productions/lab/switcher", d,
+                         {"op": "layout", "name": "grid", "kind": "grid2x2", "sources": names})
+                    http("POST", f"{base}/api/productions/lab/switcher", d,
+                         {"op": "program", "layout": "grid"})
+                    args += ["--region", "0,0,0.5,0.5"]  # the probe is the top-left quadrant
+                else:
+                    probe_env["SCENECLOUD_DIRECTOR_TOKEN"] = d
+                cpu0, t0 = proc_cpu(spid), time.monotonic()
+                res = subprocess.run(args, env=probe_env, cwd=ROOT, capture_output=True,
+                                     timeout=seconds + 90)
+                cpu = (proc_cpu(spid) - cpu0) / (time.monotonic() - t0)
+                if res.returncode != 0:
+                    return {"name": name, "inputs": inputs, "error": res.stderr.decode()[-500:]}
+                report = json.loads(res.stdout)
+                stages = http("GET", f"{base}/api/productions/lab/latency", d)
+                return {"name": name, "inputs": inputs, "server_cpu_cores": round(cpu, 2),
+                        "probe": report, "server_stages": stages["renditions"]}
+            finally:
+                stop_all(pubs)
 
 
 def row(r: dict[str, Any]) -> str:

@@ -18,17 +18,17 @@ import fractions
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
+
+from benchmarks.common import http, proc_cpu, proc_rss_mb, server_process, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "benchmarks" / ".cache"
@@ -87,33 +87,6 @@ def bare_decode_cpu(clip: Path) -> float:
     return (time.process_time() - t0) / (n / FPS)
 
 
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http(method: str, url: str, token: str, body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        text = r.read()
-    return json.loads(text) if text else None
-
-
 def sources(base: str, pid: str, token: str) -> dict[str, dict[str, Any]]:
     return {s["id"]: s for s in http("GET", f"{base}/api/productions/{pid}", token)["sources"]}
 
@@ -165,13 +138,7 @@ def run_count(base: str, admin: str, server_pid: int, clip: Path, n: int,
                 "max_dropped_pct": max((p["dropped_pct"] for p in per), default=None),
                 "sources": per}
     finally:
-        for p in pubs:
-            p.terminate()
-        for p in pubs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(pubs)
         http("DELETE", f"{base}/api/productions/{pid}", admin)
 
 
@@ -185,29 +152,11 @@ def main() -> int:
     clip = make_clip(CACHE / "720p30_high.mkv")
     decode_ref = [bare_decode_cpu(clip) for _ in range(3)]
     admin = secrets.token_urlsafe(24)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as data:
-        env = {**os.environ, "SCENECLOUD_ADMIN_TOKEN": admin,
-               "SCENECLOUD_INGEST_ICE_HOST_ADDRESSES": "127.0.0.1",
-               "SCENECLOUD_SERVER_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen([str(ROOT / ".venv/bin/scenecloud"), "serve", "--port",
-                                   str(port), "--data-dir", data], env=env, cwd=ROOT)
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/healthz", timeout=1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            runs = [run_count(base, admin, server.pid, clip, int(n), a.window)
-                    for n in a.counts.split(",")]
-        finally:
-            server.terminate()
-            server.wait(20)
+    with tempfile.TemporaryDirectory() as data, server_process(
+            data, admin, env={"SCENECLOUD_INGEST_ICE_HOST_ADDRESSES": "127.0.0.1"}) as (base,
+                                                                                      spid):
+        runs = [run_count(base, admin, spid, clip, int(n), a.window)
+                for n in a.counts.split(",")]
     ref = sorted(decode_ref)[1]
     result = {
         "benchmark": "whip_ingest", "machine": f"{os.cpu_count()} cores",

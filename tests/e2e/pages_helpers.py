@@ -3,9 +3,7 @@ registered, and in-page measurements (Cut → program monitor, Go Live → live 
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 from typing import Any
 
 import aiohttp
@@ -69,19 +67,6 @@ class Client:
 
         data = await self.call("GET", f"/api/productions/{pid}/{bus}.jpg", token, status=200)
         return Image.open(io.BytesIO(data)).convert("RGB")
-
-
-async def wait_until(pred: Any, timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        res = pred()
-        if asyncio.iscoroutine(res):
-            res = await res
-        if res:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 async def sign_in(page: Any, base: str, pid: str, token: str) -> None:

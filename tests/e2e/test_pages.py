@@ -28,8 +28,8 @@ from tests.e2e.pages_helpers import (
     pct,
     rgb,
     sign_in,
-    wait_until,
 )
+from tests.utils import wait_for
 from web_console.assets import VendorAssets
 
 PID = "quake"
@@ -72,7 +72,7 @@ async def _with_sources(site: Site, *names: str) -> None:
         return all(any(s["id"] == n and s["state"] == "live" for s in p["sources"])
                    for n in names)
 
-    await wait_until(live, 15, f"sources {names} live")
+    await wait_for(live, 15, f"sources {names} live")
 
 
 # --- plain HTTP -------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ async def test_publisher_goes_live_shows_tally_and_stops(site: Site, browser: An
         p = await site.api.production(PID, site.director)
         return any(s["id"] == "phone-e2e" and s["state"] == "live" for s in p["sources"])
 
-    await wait_until(live, 20, "the phone source to be live on the server", interval=0.02)
+    await wait_for(live, 20, "the phone source to be live on the server", interval=0.02)
     go_live_ms = (time.monotonic() - t_click) * 1000
     await page.wait_for_function(
         "() => document.getElementById('state').dataset.state === 'connected'")
@@ -159,7 +159,7 @@ async def test_publisher_goes_live_shows_tally_and_stops(site: Site, browser: An
         p = await site.api.production(PID, site.director)
         return all(s["state"] == "ended" for s in p["sources"] if s["id"] == "phone-e2e")
 
-    await wait_until(ended, 10, "the phone source to end after Stop")
+    await wait_for(ended, 10, "the phone source to end after Stop")
     assert not errs, errs
     record_property("go_live_ms", round(go_live_ms))
     print(f"\npublisher: Go Live click → source live on the server {go_live_ms:.0f} ms "
@@ -190,7 +190,7 @@ async def test_publisher_reconnects_under_same_name(site: Site, browser: Any) ->
         mine = [s for s in p["sources"] if s["id"] == "phone-rc"]
         return len(mine) == 1 and mine[0]["state"] == "live"
 
-    await wait_until(live_once, 15, "one live phone-rc source after the reconnect")
+    await wait_for(live_once, 15, "one live phone-rc source after the reconnect")
     assert await page.evaluate("window.scenePublisher.attempts") == 2
     await page.get_by_role("button", name="Stop").click()
     await ctx.close()
@@ -212,7 +212,7 @@ async def test_console_tile_and_cut_change_program(site: Site, browser: Any,
     async def preview_is(sid: str) -> bool:
         return (await site.api.production(PID, site.director))["preview"] == {"source": sid}
 
-    await wait_until(lambda: preview_is("blue"), 5, "preview = blue")
+    await wait_for(lambda: preview_is("blue"), 5, "preview = blue")
     await page.wait_for_function(
         "() => document.querySelector('[data-source=blue]').dataset.tally === 'preview'")
     cut = await measure_cut(page, rgb(COLORS["blue"]))
@@ -225,13 +225,13 @@ async def test_console_tile_and_cut_change_program(site: Site, browser: Any,
     # keyboard: 1 = first source (red) on preview, Space = Cut
     await page.locator("body").click(position={"x": 5, "y": 5})
     await page.keyboard.press("1")
-    await wait_until(lambda: preview_is("red"), 5, "preview = red after key 1")
+    await wait_for(lambda: preview_is("red"), 5, "preview = red after key 1")
     await page.keyboard.press("Space")
 
     async def program_is(sid: str) -> bool:
         return (await site.api.production(PID, site.director))["program"] == {"source": sid}
 
-    await wait_until(lambda: program_is("red"), 5, "program = red after Space")
+    await wait_for(lambda: program_is("red"), 5, "program = red after Space")
 
     # the figure: click on Cut → program monitor shows the new source
     samples = [cut["ms"]]
@@ -271,7 +271,7 @@ async def test_lower_third_typed_in_chinese_shows_in_program(site: Site, browser
         ov = (await site.api.production(PID, site.director))["overlays"].get("lt1")
         return bool(ov and ov["visible"] and ov["level"] == 1.0)
 
-    await wait_until(shown, 5, "the lower third fully shown")
+    await wait_for(shown, 5, "the lower third fully shown")
     await page.wait_for_selector("[data-overlay=lt1]")
     after = await site.api.jpeg(PID, site.director)
     w, h = after.size
@@ -331,7 +331,7 @@ async def test_consoles_stay_in_sync_and_reconnect(site: Site, browser: Any) -> 
     async def pip_on_preview() -> bool:
         return (await site.api.production(PID, site.director))["preview"] == {"layout": "pip"}
 
-    await wait_until(pip_on_preview, 5, "the saved layout on preview")
+    await wait_for(pip_on_preview, 5, "the saved layout on preview")
     assert not errs, errs
     await ctx.close()
 
