@@ -77,6 +77,9 @@ def configure_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--first-frame-timeout", type=float, default=10.0,
                    help="give up when no stamped frame is decoded this long after the WHIP "
                         "session is up (10 s)")
+    p.add_argument("--browser", action="store_true",
+                   help="also watch with a real player: hls.js (low-latency) in headless "
+                        "Chromium (/usr/bin/chromium + the playwright package)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--plot", metavar="FILE", help="write a PNG plot of latency over time")
     return p
@@ -300,8 +303,18 @@ class Probe:
                 loop.add_signal_handler(sig, stop.set)
         timeout = aiohttp.ClientTimeout(total=None, connect=3, sock_read=10)
         watcher = Watcher(self.base, a.production, a.rendition, a.region, a.fetch)
+        player = None
         async with aiohttp.ClientSession(timeout=timeout) as http:
             await self.preflight(http)
+            if a.browser:
+                from .browser import BrowserUnavailable, BrowserWatcher
+
+                player = BrowserWatcher(self.base, a.production, a.region)
+                try:
+                    await player.start()
+                except BrowserUnavailable as exc:
+                    await player.stop()
+                    raise ProbeError(str(exc)) from None
             watch = asyncio.ensure_future(watcher.run(http))
             try:
                 await self.start_publisher()
@@ -323,6 +336,8 @@ class Probe:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await watch
                 await self.stop_publisher()
+                if player is not None:
+                    await player.stop()
                 if self.director and self.previous_program:
                     with contextlib.suppress(ProbeError, aiohttp.ClientError):
                         await self.cut(http, self.previous_program, timeout=2.0)
@@ -340,6 +355,9 @@ class Probe:
                         "decoder_errors": watcher.decoder_errors},
                   server_latency=server)
         summary = summarize(run)
+        if player is not None:
+            posted = posting.get("wall")
+            summary["browser"] = player.summary(since_ms=posted * 1000 if posted else None)
         if a.plot:
             plot_png(run, summary, a.plot)
         return summary

@@ -202,6 +202,14 @@ def render_table(s: dict[str, Any]) -> str:
         lines.append(f"publisher             {pub.get('frames', '?')} frames sent, "
                      f"{pub.get('skipped', 0)} skipped (late), "
                      f"latest {pub.get('late_max_ms', '?')} ms behind schedule")
+    b = s.get("browser")
+    if b:
+        bg = b["glass_to_glass_ms"]
+        lines += ["", f"{'hls.js in Chromium':28}{_fmt(bg['p50']):>10}{_fmt(bg['p95']):>10}"
+                      f"{_fmt(bg['max']):>10}{bg['count']:>8}",
+                  f"  (glass-to-glass as the browser presents frames; hls.latency p50 "
+                  f"{b['hls_latency_s']['p50']} s; {b['frames_unreadable']} unreadable; "
+                  f"hls.js errors: {', '.join(b['hlsjs_errors']) or 'none'})"]
     rows = server_stage_rows(s.get("server_latency")) if s.get("server_latency") else []
     if rows:
         lines += ["", f"{'server stages':28}{'p50':>10}{'p95':>10}"]
