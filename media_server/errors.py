@@ -59,9 +59,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         return error_response(exc.status, detail or exc.reason, headers=headers)
     except ConnectionResetError:
-        # the client went away mid-response (a player moving on, a closed tab): not an error
+        # The client went away mid-response (a player moving on, a closed tab): not an error.
+        # aiohttp logs whatever a handler raises; a response it cannot send (the transport is
+        # closing) ends quietly instead.
         log.debug("client went away during %s %s", request.method, request.rel_url.path)
-        raise
+        return web.Response(status=499, text="client closed request")
     except Exception:
         # Never a traceback to the client; the server log keeps it (without request headers,
         # which may hold tokens).
