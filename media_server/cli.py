@@ -13,6 +13,8 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_log import AccessLogger
 
 from latency_lab.probe import add_probe_parser, run_probe
 
@@ -45,7 +47,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 async def run_server(cfg: Config, *, demo: bool = False) -> None:
     app = create_app(cfg, file_roots=[str(Path.cwd())] if demo else None)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = web.AppRunner(app, handle_signals=False, **access_log_options(cfg.server.access_log))
     await runner.setup()
     site = web.TCPSite(runner, cfg.server.host, cfg.server.port)
     await site.start()
@@ -68,6 +70,32 @@ async def run_server(cfg: Config, *, demo: bool = False) -> None:
         log.info("shutting down: closing sessions")
     finally:
         await runner.cleanup()
+
+
+class ApiAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log without the high-rate media requests (/hls/, /static/)."""
+
+    SKIP = ("/hls/", "/static/")
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._inner = AccessLogger(logger, log_format)
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not request.path.startswith(self.SKIP):
+            self._inner.log(request, response, time)
+
+    @property
+    def enabled(self) -> bool:
+        return self._inner.enabled
+
+
+def access_log_options(mode: str) -> dict[str, object]:
+    if mode == "off":
+        return {"access_log": None}
+    if mode == "api":
+        return {"access_log_class": ApiAccessLogger}
+    return {}
 
 
 async def setup_demo(base: str, admin: str, cfg: Config) -> None:

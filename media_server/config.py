@@ -55,12 +55,17 @@ class ServerConfig:
     log_level: str = "INFO"
     # GET /metrics without a token (for a Prometheus on a private network); default: admin.
     metrics_public: bool = False
+    # Access log: "all", "api" (everything but the high-rate /hls/ and /static/ requests — a
+    # thousand LL-HLS viewers make ten thousand requests a second) or "off".
+    access_log: str = "api"
 
     def __post_init__(self) -> None:
         _check_range("port", self.port, 0, 65535)
         _check_range("max_json_bytes", self.max_json_bytes, 1024, 16 * 1024 * 1024)
         if self.admin_token and len(self.admin_token) < 16:
             raise ConfigError("admin_token: must be at least 16 characters (or empty)")
+        if self.access_log not in ("all", "api", "off"):
+            raise ConfigError(f"access_log: {self.access_log!r} is not one of all, api, off")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("log_level: one of DEBUG, INFO, WARNING, ERROR")
 
