@@ -80,6 +80,9 @@ class IngestConfig:
     stall_timeout_s: float = 3.0
     # A WHIP session whose ICE/DTLS does not connect within this time is closed.
     connect_timeout_s: float = 15.0
+    # A connected WHIP session that delivers no audio or video for this long is closed (the
+    # publisher is gone: network lost, app killed). It can come back under the same name.
+    session_idle_timeout_s: float = 15.0
     # Decoded frames waiting between aiortc's decoder and our source; older ones are dropped.
     video_queue_frames: int = 4
     # Audio kept per source (48 kHz stereo), the oldest samples are dropped past it.
@@ -109,6 +112,7 @@ class IngestConfig:
         _check_range("max_sources", self.max_sources, 1, 256)
         _check_range("stall_timeout_s", self.stall_timeout_s, 0.1, 3600)
         _check_range("connect_timeout_s", self.connect_timeout_s, 1, 600)
+        _check_range("session_idle_timeout_s", self.session_idle_timeout_s, 1, 3600)
         _check_range("video_queue_frames", self.video_queue_frames, 1, 120)
         _check_range("audio_buffer_ms", self.audio_buffer_ms, 100, 10000)
         _check_range("audio_jitter_packets", self.audio_jitter_packets, 0, 15)

@@ -52,3 +52,21 @@ def restrict_host_addresses(pc: RTCPeerConnection, addresses: Sequence[str]) -> 
             conn._local_candidates_end = True
 
         conn.gather_candidates = gather
+
+
+def stop_consent_freshness(pc: RTCPeerConnection) -> int:
+    """Stop aioice's consent-freshness checks (RFC 7675) on a connected peer connection.
+
+    Some WHIP clients never answer the STUN binding requests these checks send — FFmpeg 8's
+    whip muxer does not — and aioice then closes the connection after 30 s. A WHIP server only
+    receives, so it loses nothing by not asking for consent to send (ICE-lite servers never do);
+    a publisher that goes away is caught by the session's media-idle timeout instead.
+    Returns how many checks were stopped."""
+    stopped = 0
+    for gatherer in _gatherers(pc):
+        conn = gatherer._connection  # type: ignore[attr-defined]
+        task = getattr(conn, "_query_consent_task", None)
+        if task is not None and not task.done():
+            task.cancel()
+            stopped += 1
+    return stopped

@@ -161,6 +161,7 @@ class Source:
         self._resampler_key: tuple[str, str, int] | None = None
         self._on_close = on_close
         self.ended_at: float | None = None
+        self.last_media_at: float | None = None  # wall clock of the newest audio or video
 
     # --- writer side -------------------------------------------------------------------
     def push_video(self, frame: av.VideoFrame, *, arrived: float | None = None,
@@ -173,6 +174,7 @@ class Source:
                              decoded=decoded if decoded is not None else now,
                              captured=captured)
             self._latest = item
+            self.last_media_at = now
             self._recent.append(item)
             self._arrivals.append(now)
             if self._state in ("connecting", "stalled"):
@@ -198,6 +200,7 @@ class Source:
             arr = out.to_ndarray().reshape(-1, 1 if mono else AUDIO_CHANNELS)
             self.audio.push(np.repeat(arr, 2, axis=1) if mono else arr)
         self.audio_frames_received += 1
+        self.last_media_at = time.time()
 
     def add_bytes(self, n: int) -> None:
         self.bytes_received += n

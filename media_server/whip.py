@@ -33,7 +33,7 @@ from aiortc.rtp import RtcpSrPacket
 from .config import Config, IceServer
 from .dtls import install_dtls_interop, register_h264_profiles
 from .errors import ApiError
-from .ice import restrict_host_addresses
+from .ice import restrict_host_addresses, stop_consent_freshness
 from .productions import ProductionRuntime
 from .sdp_check import OfferError, check_offer
 from .senderclock import SenderClock
@@ -55,6 +55,7 @@ class WhipSession:
     created_at: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     closed: bool = False
+    ending: bool = False
 
     @property
     def location(self) -> str:
@@ -159,20 +160,36 @@ class WhipService:
         return session, pc.localDescription.sdp
 
     async def _connect_watchdog(self, session: WhipSession) -> None:
-        deadline = self.config.ingest.connect_timeout_s
+        """Closes a session that does not connect in time, or that later stops delivering
+        media (instead of ICE consent freshness, which some publishers do not answer)."""
+        ingest = self.config.ingest
         t0 = time.monotonic()
-        while time.monotonic() - t0 < deadline:
-            if session.closed or session.pc.connectionState == "connected":
+        while session.pc.connectionState != "connected":
+            if session.closed:
+                return
+            if time.monotonic() - t0 > ingest.connect_timeout_s:
+                await self._end(session, f"not connected within {ingest.connect_timeout_s:g} s "
+                                         "(ICE/DTLS)")
                 return
             await asyncio.sleep(0.1)
-        await self._end(session, f"not connected within {deadline:g} s (ICE/DTLS)")
+        stop_consent_freshness(session.pc)
+        connected = time.time()
+        idle = ingest.session_idle_timeout_s
+        while not session.closed:
+            await asyncio.sleep(min(1.0, idle / 4))
+            last = session.source.last_media_at or connected
+            if time.time() - last > idle:
+                await self._end(session, f"no media for {idle:g} s")
+                return
 
     async def _end(self, session: WhipSession, reason: str) -> None:
-        if session.closed:
+        if session.closed or session.ending:
             return
+        session.ending = True  # closing the source calls back here: that echo is ignored
         log.info("whip %s/%s ended: %s", session.runtime.id, session.source.id, reason)
         if reason and session.source.state == "connecting":
             session.source.error = reason
+        session.source.info["end_reason"] = reason
         self.sessions.pop(session.id, None)
         await session.runtime.drop_if_current(session.source)
         await session.close()

@@ -145,7 +145,26 @@ async def test_reconnect_replaces_old_session(server: Server) -> None:
 class TestSessionLifetime:
     @pytest.fixture
     def config(self) -> Config:
-        return make_config(stall_timeout_s=0.5, connect_timeout_s=2.0)
+        return make_config(stall_timeout_s=0.5, connect_timeout_s=2.0,
+                           session_idle_timeout_s=2.0)
+
+    @pytest.mark.slow
+    async def test_publisher_gone_silent_is_closed(self, server: Server) -> None:
+        prod = await server.create_production()
+        pub = await aiortc_publish(server.http, f"{server.url}/whip/quake/mute",
+                                   prod["publish_token"], audio=False)
+        try:
+            async def state() -> dict | None:
+                return await source_stats(server, "quake", prod["director_token"], "mute")
+
+            await wait_for(lambda: _has(state(), "state", "live"), 20, "live")
+            assert pub.video is not None
+            pub.video.sending.clear()  # nothing at all arrives any more, ICE is still up
+            await wait_for(lambda: _has(state(), "state", "ended"), 10, "idle session closed")
+            s = await state()
+            assert s is not None and s["info"]["end_reason"] == "no media for 2 s"
+        finally:
+            await pub.close()
 
     @pytest.mark.slow
     async def test_stalled_then_live_again(self, server: Server) -> None:
@@ -246,3 +265,38 @@ async def test_bad_publishers_do_not_disturb_a_live_one(server: Server) -> None:
 
 async def _gt(value: object, n: int) -> bool:
     return await value > n  # type: ignore[operator]
+
+
+async def _has(stats: object, key: str, value: object) -> bool:
+    s = await stats  # type: ignore[misc]
+    return bool(s and s[key] == value)
+
+
+@pytest.mark.slow
+async def test_ffmpeg_publisher_stays_past_the_consent_timeout(server: Server) -> None:
+    """FFmpeg's whip muxer does not answer ICE consent checks; aioice alone would close the
+    session after 30 s. It must keep publishing as long as it sends media."""
+    prod = await server.create_production()
+    pub = PyavWhipPublisher(f"{server.url}/whip/quake/long", prod["publish_token"],
+                            width=320, height=180, seconds=45).start()
+    try:
+        async def frames() -> int:
+            s = await source_stats(server, "quake", prod["director_token"], "long")
+            return s["frames_received"] if s and s["state"] == "live" else 0
+
+        await wait_for(lambda: _positive(frames()), 30, "FFmpeg publisher live")
+        t0 = asyncio.get_running_loop().time()
+        await asyncio.sleep(36)  # past aioice's 6 x 5 s consent window
+        assert pub.error is None, pub.error
+        before = await frames()
+        await asyncio.sleep(2)
+        s = await source_stats(server, "quake", prod["director_token"], "long")
+        assert s is not None and s["state"] == "live", s
+        assert await frames() > before, "no new frames after 38 s"
+        assert asyncio.get_running_loop().time() - t0 > 37
+    finally:
+        await asyncio.to_thread(pub.stop)
+
+
+async def _positive(value: object) -> bool:
+    return await value > 0  # type: ignore[operator]
