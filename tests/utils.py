@@ -38,6 +38,18 @@ async def wait_for(pred: Callable[[], Awaitable[bool]] | Callable[[], bool], tim
         await asyncio.sleep(interval)
 
 
+async def stop_process(proc: asyncio.subprocess.Process, timeout: float = 10) -> None:
+    """SIGTERM a child started with asyncio, SIGKILL it if it does not go in time."""
+    if proc.returncode is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
 class ColorTrack(VideoStreamTrack):
     """Frames of one colour (as yuv420p) at a given size, 30 fps."""
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import Server
-from tests.utils import wait_for
+from tests.utils import stop_process, wait_for
 
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
 
@@ -137,9 +137,4 @@ async def test_firefox_publishes(server: Server, page: Any, tmp_path: Path,
         assert s["video_codec"] == (codec or "VP8")
         assert (s["width"], s["height"]) == (res["width"], res["height"])
     finally:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        await stop_process(proc)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Server
-from tests.utils import wait_for
+from tests.utils import stop_process, wait_for
 
 SYSTEM_PY = "/usr/bin/python3"
 SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "gst_whip_publisher.py"
@@ -61,10 +61,4 @@ async def test_gstreamer_webrtcbin_publishes(server: Server, codec: str) -> None
         assert (s["width"], s["height"]) == (640, 360)
         assert s["video_codec"] == codec.upper()
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
