@@ -64,6 +64,8 @@ class Chunk:
     msn: int
     index: int  # the part's index inside its segment
     data: bytes
+    # Wall-clock marks of the video frames in this chunk (the same dicts the Part carries).
+    marks: tuple[dict[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +182,11 @@ class Segmenter:
             # Every frame but the newest has a known duration (up to the frame after it).
             if len(op.video) - 1 - op.video_done >= self.chunk_frames:
                 assert self._seg is not None
+                first = op.video_done
                 data = self._fragment(op, len(op.video) - 1, None)
                 op.chunks.append(data)
-                events.append(Chunk(self._seg.msn, len(self._seg.parts), data))
+                events.append(Chunk(self._seg.msn, len(self._seg.parts), data,
+                                    tuple(op.marks[first:op.video_done])))
         return events
 
     def _fragment(self, op: _OpenPart, upto: int, last_next: int | None) -> bytes:

@@ -162,6 +162,8 @@ class RenditionOutput:
         for ev in events:
             if isinstance(ev, Chunk):
                 self.chunks.setdefault((ev.msn, ev.index), []).append(ev.data)
+                for m in ev.marks:  # fetchable from here on, by a client of the hinted part
+                    m.setdefault("chunked", now)
                 continue
             changed = True
             if isinstance(ev, Part):

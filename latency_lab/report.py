@@ -142,7 +142,24 @@ def summarize(run: Run) -> dict[str, Any]:
         "frames_unreadable": cont["unreadable"],
         "publisher": run.publisher,
         "server_latency": run.server_latency,
+        "stage_check": stage_check(run.server_latency, run.meta.get("rendition"), g2g, decode),
     }
+
+
+def stage_check(server: Any, rendition: str | None, g2g: Sequence[float],
+                decode: Sequence[float]) -> dict[str, Any] | None:
+    """Do the server's own stages (capture → available, from its marks) plus the player's
+    decoding add up to the glass-to-glass time this probe measured? Means, in ms."""
+    try:
+        total = server["renditions"][rendition]["total"]["mean_ms"]
+    except (KeyError, TypeError):
+        return None
+    if total is None or not g2g:
+        return None
+    measured = sum(g2g) / len(g2g)
+    stages = total + (sum(decode) / len(decode) if decode else 0.0)
+    return {"server_stages_plus_decode_ms": round(stages, 1), "measured_ms": round(measured, 1),
+            "difference_pct": round(100 * (stages - measured) / measured, 1)}
 
 
 def _fmt(v: Any, unit: str = " ms") -> str:
@@ -211,6 +228,11 @@ def render_table(s: dict[str, Any]) -> str:
                   f"{b['hls_latency_s']['p50']} s; {b['frames_unreadable']} unreadable; "
                   f"hls.js errors: {', '.join(b['hlsjs_errors']) or 'none'})"]
     rows = server_stage_rows(s.get("server_latency")) if s.get("server_latency") else []
+    chk = s.get("stage_check")
+    if chk:
+        lines += ["", f"server stages + decode  {chk['server_stages_plus_decode_ms']} ms vs "
+                      f"glass-to-glass {chk['measured_ms']} ms (means; "
+                      f"{chk['difference_pct']:+} %)"]
     if rows:
         lines += ["", f"{'server stages':28}{'p50':>10}{'p95':>10}"]
         lines += [f"{name[:28]:28}{p50!s:>10}{p95!s:>10}" for name, p50, p95 in rows]

@@ -3,9 +3,12 @@ text exposition of the server's figures.
 
 A program frame's marks, in pipeline order: `captured` (sender's clock, from RTCP SR or the
 test generator), `arrived`/`decoded` (our source got it decoded), `tick` (the switcher's clock
-took it), `composited`, `encoded` (per rendition), `published` (its LL-HLS part became
-fetchable), and, per HTTP response, `delivered`. Stages are differences of consecutive marks,
-so they add up to the total exactly.
+took it), `composited`, `encoded` (per rendition), `chunked` (its CMAF chunk of the preload-
+hinted part went out to waiting clients) and `published` (the whole part became listed), and,
+per HTTP response, `delivered`. "Available" is the first moment a player can have the frame:
+`chunked` when chunks are streamed, else `published`. Stages are differences of consecutive
+marks, so they add up to the total (captured → available) exactly; `part_complete` (captured →
+published) is what a player that waits for listed parts sees.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("switcher_wait", "arrived", "tick"),  # newest frame waiting for the output clock
     ("composite", "tick", "composited"),
     ("encode", "composited", "encoded"),  # encoder queue + x264/AAC
-    ("packaging", "encoded", "published"),  # waiting for the part to complete
+    ("packaging", "encoded", "available"),  # waiting for its chunk (or part) to be cut
 )
 STAGE_NAMES = (*(s[0] for s in STAGES), "delivery")
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
@@ -89,13 +92,19 @@ class StageLatency:
 
     def observe_frames(self, rendition: str, frames: Iterable[Mapping[str, float]]) -> None:
         """Marks of the frames of one published part."""
-        for m in frames:
+        for marks in frames:
+            m = dict(marks)
+            available = m.get("chunked", m.get("published"))
+            if available is not None:
+                m["available"] = available
             for name, a, b in STAGES:
                 if a in m and b in m:
                     self._h(rendition, name).observe(max(0.0, m[b] - m[a]))
             start = m.get("captured", m.get("arrived"))
+            if start is not None and available is not None:
+                self._h(rendition, "total").observe(max(0.0, available - start))
             if start is not None and "published" in m:
-                self._h(rendition, "total").observe(max(0.0, m["published"] - start))
+                self._h(rendition, "part_complete").observe(max(0.0, m["published"] - start))
 
     def observe_delivery(self, rendition: str, seconds: float) -> None:
         self._h(rendition, "delivery").observe(max(0.0, seconds))

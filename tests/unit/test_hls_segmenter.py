@@ -77,6 +77,10 @@ def test_chunks_stream_a_part_and_are_its_prefix():
     assert (c0.msn, c0.index, c1.index) == (0, 0, 0)
     assert part.data.startswith(c0.data + c1.data)
     assert [k for k, _, _ in iter_boxes(part.data)] == ["moof", "mdat"] * 3
+    # each chunk carries the marks of exactly its frames (the same dicts as the part's)
+    assert len(c0.marks) == len(c1.marks) == 2
+    assert all(any(m is pm for pm in part.marks) for m in c0.marks + c1.marks)
+    assert c0.marks[0] is part.marks[0] and c1.marks[-1] is part.marks[3]
     # one chunk per frame, and drops inside the part leave no hole (durations span the gap)
     seg1 = Segmenter(TIMING, chunk_frames=1)
     ev = run(seg1, [0, 1, 3, 4, 5])

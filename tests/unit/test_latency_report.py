@@ -87,3 +87,14 @@ def test_plot_png(tmp_path):
     empty = report.Run([], [], 30)
     report.plot_png(empty, report.summarize(empty), str(tmp_path / "e.png"))
     assert Image.open(tmp_path / "e.png").size == (report.W, report.H)
+
+
+def test_stage_check_compares_server_stages_with_the_measurement() -> None:
+    from latency_lab.report import stage_check
+
+    server = {"renditions": {"360p": {"total": {"mean_ms": 100.0}}}}
+    chk = stage_check(server, "360p", [110.0, 130.0], [4.0, 6.0])
+    assert chk == {"server_stages_plus_decode_ms": 105.0, "measured_ms": 120.0,
+                   "difference_pct": -12.5}
+    assert stage_check(None, "360p", [1.0], [1.0]) is None
+    assert stage_check(server, "720p", [1.0], [1.0]) is None

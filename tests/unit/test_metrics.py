@@ -45,3 +45,14 @@ def test_exposition_format() -> None:
     assert 'x_seconds_bucket{stage="a\\"b",le="0.1"} 0.0' in text
     assert 'x_seconds_bucket{stage="a\\"b",le="+Inf"} 1.0' in text
     assert 'x_seconds_count{stage="a\\"b"} 1.0' in text
+
+
+def test_chunked_frames_are_available_before_their_part_completes() -> None:
+    lat = StageLatency()
+    lat.observe_frames("720p", [{"captured": 0.0, "arrived": 0.03, "tick": 0.05,
+                                 "composited": 0.052, "encoded": 0.06, "chunked": 0.09,
+                                 "published": 0.25}])
+    rep = lat.report()["720p"]
+    assert rep["packaging"]["p50_ms"] == pytest.approx(30.0)  # encoded -> its chunk out
+    assert rep["total"]["p50_ms"] == pytest.approx(90.0)
+    assert rep["part_complete"]["p50_ms"] == pytest.approx(250.0)
