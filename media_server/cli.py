@@ -115,6 +115,11 @@ async def setup_demo(base: str, admin: str, cfg: Config) -> None:
             async with http.post(f"{base}/api/productions/demo/sources", json=body) as r:
                 if r.status not in (201, 409):
                     raise RuntimeError(f"cannot add demo source: {await r.text()}")
+        # something on air from the start: bars on program, solid on preview
+        for body in ({"op": "program", "source": "bars"}, {"op": "preview", "source": "solid"}):
+            async with http.post(f"{base}/api/productions/demo/switcher", json=body) as r:
+                if r.status != 200:
+                    raise RuntimeError(f"cannot set up the demo switcher: {await r.text()}")
     d, p = prod["director_token"], prod["publish_token"]
     print(f"""
 Scene Cloud demo is running on {base}
@@ -131,7 +136,7 @@ Scene Cloud demo is running on {base}
   Source snapshot:   curl -H 'Authorization: Bearer {d}' -o bars.jpg \\
                        {base}/api/productions/demo/sources/bars/snapshot.jpg
   Publish (WHIP):    {base}/whip/demo/<source-name>   (Bearer {p})
-    e.g. ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine \\
+    e.g. (FFmpeg 8+) ffmpeg -re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine \\
       -c:v libx264 -bf 0 -c:a libopus -f whip -authorization {p} {base}/whip/demo/cam1
 Press Ctrl+C to stop.
 """, flush=True)
