@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import platform
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from benchmarks.common import free_port
 from media_server.config import load_config
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.pages_helpers import (
@@ -47,12 +47,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 SHOTS = ROOT / "docs" / "screenshots"
 ADMIN = "bench-admin-token-0123456789"
 PID = "quake"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -33,13 +33,14 @@ import platform
 import re
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -290,12 +291,6 @@ def pct(values: list[float], q: float) -> float | None:
         return None
     v = sorted(values)
     return v[min(len(v) - 1, int(q * len(v)))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_file(path: Path, timeout: float, proc: subprocess.Popen) -> None:

@@ -5,20 +5,15 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from benchmarks.common import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from benchmarks.common import free_port
 from latency_lab.probe import add_probe_parser
 from tests.conftest import Server
 
@@ -43,12 +43,6 @@ async def probe(*args: str, timeout: float = 60, **env: str) -> tuple[int, str, 
         await proc.wait()
         raise
     return proc.returncode, out.decode(), err.decode(), time.monotonic() - t0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
