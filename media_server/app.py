@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from hls_packager.server import HLS_REGISTRY, HlsRegistry, register_hls_routes
-from switcher.scale import jpeg_image
+from switcher.scale import encode_jpeg
 from web_console.api import register_switcher_routes
 from web_console.assets import register_vendor_routes
 from web_console.pages import register_pages
@@ -246,15 +246,6 @@ async def source_snapshot(request: web.Request) -> web.Response:
     jpeg = await asyncio.to_thread(encode_jpeg, item.frame)
     return web.Response(body=jpeg, content_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
-
-
-def encode_jpeg(frame: Any, quality: int = 80) -> bytes:
-    import io
-
-    img = jpeg_image(frame)  # never frame.to_image(): other threads use this frame too
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
 
 
 # --- WHIP ----------------------------------------------------------------------------------

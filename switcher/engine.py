@@ -39,7 +39,6 @@ skipped duration).
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import queue
@@ -64,7 +63,7 @@ from .errors import Busy, SwitcherError
 from .layouts import Rect
 from .overlays import OverlayRenderer, load_font
 from .program import AUDIO_RATE, ProgramFrame, samples_for_frame
-from .scale import Fitted, FrameRef, Scaler, jpeg_image, yuv420p_planes
+from .scale import Fitted, FrameRef, Scaler, encode_jpeg, yuv420p_planes
 from .state import Scene, SwitcherState
 
 log = logging.getLogger(__name__)
@@ -279,10 +278,7 @@ class Switcher:
             frame = self._last_preview
         if frame is None:
             return None
-        img = jpeg_image(frame)
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=int(quality))
-        return buf.getvalue()
+        return encode_jpeg(frame, quality)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -8,6 +8,7 @@ the chroma planes line up with the canvas.
 
 from __future__ import annotations
 
+import io
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -146,3 +147,10 @@ def jpeg_image(frame: av.VideoFrame) -> Any:
     while an encoder scales) crash or deadlock inside PyAV. A converter of our own per call
     only reads the shared pixels."""
     return VideoReformatter().reformat(frame, format="rgb24").to_image()
+
+
+def encode_jpeg(frame: av.VideoFrame, quality: int = 80) -> bytes:
+    """JPEG bytes of a (possibly shared) frame, for snapshots. Blocking: call off the loop."""
+    buf = io.BytesIO()
+    jpeg_image(frame).save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
