@@ -199,12 +199,15 @@ class ProductionRuntime:
             await self.packager.aclose()
         await self.tasks.cancel_all()
 
+    def source_list(self) -> list[dict[str, Any]]:
+        """Each source's stats with its tally (what consoles get once a second)."""
+        tally = self.switcher.state_dict().get("tally", {})
+        return [{**s.stats(), "tally": tally.get(sid, "off")} for sid, s in self.sources.items()]
+
     def describe(self) -> dict[str, Any]:
         d = self.production.public_dict(with_tokens=False)
         state = self.switcher.state_dict()
-        tally = state.get("tally", {})
-        d["sources"] = [{**s.stats(), "tally": tally.get(sid, "off")}
-                        for sid, s in self.sources.items()]
+        d["sources"] = self.source_list()
         for key in ("program", "preview", "transition", "ftb", "layouts", "overlays", "audio"):
             d[key] = state.get(key)
         d["output"] = {"switcher": self.switcher.stats(),

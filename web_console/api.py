@@ -109,7 +109,7 @@ async def events_ws(request: web.Request) -> web.WebSocketResponse:
         state = rt.switcher.state_dict()
         await ws.send_json({"type": "hello", "role": role, "production": rt.id})
         await ws.send_json({"type": "state", "state": state})
-        await ws.send_json({"type": "sources", "sources": rt.describe()["sources"]})
+        await ws.send_json({"type": "sources", "sources": rt.source_list()})
     else:
         assert source_id is not None
         sub = rt.events.subscribe(_publisher_filter(source_id))
@@ -127,7 +127,7 @@ async def events_ws(request: web.Request) -> web.WebSocketResponse:
         # source stats (state, fps, bitrate, loss) for the multiview, once a second
         while True:
             await asyncio.sleep(1.0)
-            await ws.send_str(json.dumps({"type": "sources", "sources": rt.describe()["sources"]},
+            await ws.send_str(json.dumps({"type": "sources", "sources": rt.source_list()},
                                          ensure_ascii=False))
 
     tasks = [asyncio.ensure_future(sender())]
