@@ -8,16 +8,17 @@ from typing import Any
 
 import pytest
 
+from latency_lab.browser import ARGS as BROWSER_ARGS
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # headless, offline and quiet, with autoplay: the probe's player uses the same ones
+    *BROWSER_ARGS,
     # camera and microphone: Chromium's built-in fake devices, permission granted
     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     # WebRTC on loopback: gather 127.0.0.1 and show raw addresses instead of mDNS names
     "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--autoplay-policy=no-user-gesture-required",
 ]
 
 
