@@ -212,7 +212,7 @@ async def add_source(request: web.Request) -> web.Response:
     else:
         raise ApiError(400, "kind must be 'test' or 'pull' (WHIP sources publish to "
                             "/whip/{production}/{source})", field="kind")
-    src._on_close = inp.stop
+    src.on_close = inp.stop
     await rt.add_source(src, replace=False)
     inp.start()
     return json_response(src.stats(), status=201,

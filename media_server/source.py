@@ -159,7 +159,9 @@ class Source:
         self._bitrate_samples: deque[tuple[float, int]] = deque(maxlen=8)
         self._resampler: av.AudioResampler | None = None
         self._resampler_key: tuple[str, str, int] | None = None
-        self._on_close = on_close
+        # kind-specific teardown (stop a pull/test thread, close a WHIP session), run once by
+        # close(); the input owning the source sets it after creating both
+        self.on_close = on_close
         self.ended_at: float | None = None
         self.last_media_at: float | None = None  # wall clock of the newest audio or video
 
@@ -291,8 +293,8 @@ class Source:
     async def close(self) -> None:
         """End the input (kind-specific teardown via on_close)."""
         self.set_state("ended")
-        if self._on_close is not None:
-            cb, self._on_close = self._on_close, None
+        if self.on_close is not None:
+            cb, self.on_close = self.on_close, None
             res = cb()
             if hasattr(res, "__await__"):
                 await res

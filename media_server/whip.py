@@ -107,7 +107,7 @@ class WhipService:
         session = WhipSession(id=secrets.token_urlsafe(16), runtime=runtime, source=source,
                               pc=pc, etag=f'"{secrets.token_hex(8)}"')
         # closing the source (replaced, deleted, production ended) ends its session
-        source._on_close = lambda: self._end(session, "source closed by the server")
+        source.on_close = lambda: self._end(session, "source closed by the server")
         source.info["session"] = session.id
 
         @pc.on("track")
