@@ -8,6 +8,8 @@
   shows the same capture instant (from the frames around it); + = audio late.
 - frames lost (gaps in the stamp sequence at the publisher's fps) and frozen (a stamp repeated
   in the next output frame), counted between the first and the last stamp seen.
+- stage spread: p95 / p50 of each of the server's stages (the issue's target: ≤ 2), from its
+  latency document.
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ def summarize(run: Run) -> dict[str, Any]:
         "publisher": run.publisher,
         "server_latency": run.server_latency,
         "stage_check": stage_check(run.server_latency, run.meta.get("rendition"), g2g, decode),
+        "stage_spread": stage_spread(run.server_latency),
     }
 
 
@@ -160,6 +163,70 @@ def stage_check(server: Any, rendition: str | None, g2g: Sequence[float],
     stages = total + (sum(decode) / len(decode) if decode else 0.0)
     return {"server_stages_plus_decode_ms": round(stages, 1), "measured_ms": round(measured, 1),
             "difference_pct": round(100 * (stages - measured) / measured, 1)}
+
+
+SPREAD_LIMIT = 2.0  # the issue's target: no stage's p95 more than twice its p50
+# the server's pipeline stages in order (media_server.metrics.STAGE_NAMES); "total" and
+# "part_complete" are sums over stages: reported, not checked
+PIPELINE_STAGES = ("ingest", "switcher_wait", "composite", "encode", "packaging", "delivery")
+SUMS = ("total", "part_complete")
+
+
+def stage_spread(server: Any, limit: float = SPREAD_LIMIT) -> dict[str, Any] | None:
+    """p95 / p50 of every stage of the server's latency document
+    (`{"renditions": {name: {stage: {"p50_ms", "p95_ms", ...}}}}`), and which stages are over
+    `limit`. A stage whose p50 is missing or 0 has no ratio (`ratio` None, `over` None) and is
+    listed under "undefined", never as over or within. Sums (total, part_complete) get a ratio
+    but are not checked (`checked` False). `met`: at least one stage has a ratio and none is
+    over."""
+    try:
+        renditions = server["renditions"]
+        items = renditions.items()
+    except (KeyError, TypeError, AttributeError):
+        return None
+    order = {name: i for i, name in enumerate((*PIPELINE_STAGES, *SUMS))}
+    rows: list[dict[str, Any]] = []
+    for rendition, stages in sorted(items):
+        if not isinstance(stages, dict):
+            continue
+        for stage in sorted(stages, key=lambda k: (order.get(k, len(order)), k)):
+            st = stages[stage] if isinstance(stages[stage], dict) else {}
+            p50, p95 = st.get("p50_ms"), st.get("p95_ms")
+            ratio = (round(p95 / p50, 2) if isinstance(p50, int | float) and p50 > 0
+                     and isinstance(p95, int | float) else None)
+            rows.append({"rendition": rendition, "stage": stage, "p50_ms": p50, "p95_ms": p95,
+                         "count": st.get("count"), "ratio": ratio,
+                         "over": None if ratio is None else ratio > limit,
+                         "checked": stage not in SUMS})
+    checked = [r for r in rows if r["checked"]]
+    return {"limit": limit, "rows": rows,
+            "over": [f"{r['rendition']}/{r['stage']}" for r in checked if r["over"]],
+            "undefined": [f"{r['rendition']}/{r['stage']}" for r in checked
+                          if r["ratio"] is None],
+            "met": any(r["ratio"] is not None for r in checked)
+            and not any(r["over"] for r in checked)}
+
+
+def spread_lines(spread: dict[str, Any] | None, rendition: str | None = None) -> list[str]:
+    """Table lines of `stage_spread` (one rendition when given and present, else all)."""
+    if not spread or not spread["rows"]:
+        return []
+    rows = spread["rows"]
+    if rendition and any(r["rendition"] == rendition for r in rows):
+        rows = [r for r in rows if r["rendition"] == rendition]
+    lim = spread["limit"]
+    lines = [f"{'stage spread (p95 / p50)':28}{'p50':>10}{'p95':>10}{'ratio':>8}  "
+             f"limit {lim:g}x"]
+    for r in rows:
+        name = f"{r['rendition']}/{r['stage']}"
+        ratio = "–" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        verdict = ("sum, not checked" if not r["checked"] else
+                   "no p50" if r["ratio"] is None else "OVER" if r["over"] else "ok")
+        p50, p95 = (("–" if v is None else f"{v:.1f}") for v in (r["p50_ms"], r["p95_ms"]))
+        lines.append(f"{name[:28]:28}{p50:>10}{p95:>10}{ratio:>8}  {verdict}")
+    over = ", ".join(spread["over"]) or "none"
+    lines.append(f"stages over {lim:g}x (all renditions): {over}")
+    return lines
 
 
 def _fmt(v: Any, unit: str = " ms") -> str:
@@ -238,6 +305,9 @@ def render_table(s: dict[str, Any]) -> str:
         lines += [f"{name[:28]:28}{p50!s:>10}{p95!s:>10}" for name, p50, p95 in rows]
     elif s.get("server_latency") is None:
         lines += ["", "server stages: not available (no /api/productions/{id}/latency)"]
+    spread = spread_lines(s.get("stage_spread"), s.get("rendition"))
+    if spread:
+        lines += ["", *spread]
     return "\n".join(lines)
 
 

@@ -98,3 +98,90 @@ def test_stage_check_compares_server_stages_with_the_measurement() -> None:
                    "difference_pct": -12.5}
     assert stage_check(None, "360p", [1.0], [1.0]) is None
     assert stage_check(server, "720p", [1.0], [1.0]) is None
+
+
+def _stage(p50, p95, count=450, mx=None, mean=None):
+    return {"count": count, "p50_ms": p50, "p95_ms": p95, "max_ms": mx if mx is not None else p95,
+            "mean_ms": mean if mean is not None else p50}
+
+
+def latency_document() -> dict:
+    """Shaped like GET /api/productions/{id}/latency (media_server.observe.latency_dict)."""
+    rung = {
+        "composite": _stage(0.4, 0.9),  # 2.25: over
+        "encode": _stage(5.1, 9.6),
+        "ingest": _stage(35.4, 40.5),
+        "packaging": _stage(73.7, 168.3),  # 2.28: over
+        "switcher_wait": _stage(34.4, 36.1),
+        "total": _stage(147.4, 320.0),  # a sum: ratio given, never checked
+        "part_complete": _stage(200.0, 260.0),
+    }
+    return {
+        "production": "lab",
+        "marks": ["captured", "arrived", "tick", "composited", "encoded", "published",
+                  "delivered"],
+        "renditions": {
+            "360p": {**rung, "delivery": _stage(0.0, 2.6, count=84)},  # p50 0: no ratio
+            "720p": {**rung, "encode": _stage(6.0, 12.0),  # exactly 2.0: within
+                     "delivery": {"count": 0, "p50_ms": None, "p95_ms": None,
+                                  "max_ms": None, "mean_ms": None}},  # no data
+        },
+        "sources": {"probe": {"capture_to_arrival_ms": 37.5, "state": "live"}},
+        "switcher": {"ticks": 507, "late_ticks": 0},
+    }
+
+
+def test_stage_spread_flags_stages_over_twice_their_p50() -> None:
+    sp = report.stage_spread(latency_document())
+    assert sp["limit"] == 2.0
+    assert sp["over"] == ["360p/composite", "360p/packaging", "720p/composite",
+                          "720p/packaging"]
+    assert sp["undefined"] == ["360p/delivery", "720p/delivery"]
+    assert sp["met"] is False
+    rows = {(r["rendition"], r["stage"]): r for r in sp["rows"]}
+    assert rows[("360p", "packaging")]["ratio"] == 2.28 and rows[("360p", "packaging")]["over"]
+    assert rows[("360p", "ingest")]["ratio"] == 1.14 and rows[("360p", "ingest")]["over"] is False
+    assert rows[("720p", "encode")]["ratio"] == 2.0 and rows[("720p", "encode")]["over"] is False
+    # p50 = 0 or missing: no ratio, neither over nor within
+    for key in (("360p", "delivery"), ("720p", "delivery")):
+        assert rows[key]["ratio"] is None and rows[key]["over"] is None
+    # sums are reported but not checked, even over the limit
+    total = rows[("360p", "total")]
+    assert total["ratio"] == 2.17 and total["over"] is True and total["checked"] is False
+    assert "360p/total" not in sp["over"]
+    # pipeline order, then the sums
+    assert [r["stage"] for r in sp["rows"] if r["rendition"] == "360p"] == [
+        "ingest", "switcher_wait", "composite", "encode", "packaging", "delivery", "total",
+        "part_complete"]
+    json.dumps(sp)
+
+
+def test_stage_spread_met_limit_and_bad_documents() -> None:
+    doc = {"renditions": {"360p": {"ingest": _stage(30.0, 40.0), "encode": _stage(5.0, 9.0)}}}
+    sp = report.stage_spread(doc)
+    assert sp["met"] is True and sp["over"] == [] and sp["undefined"] == []
+    assert report.stage_spread(doc, limit=1.5)["over"] == ["360p/encode"]
+    assert report.stage_spread(None) is None
+    assert report.stage_spread({"production": "x"}) is None
+    assert report.stage_spread({"renditions": {}}) == {
+        "limit": 2.0, "rows": [], "over": [], "undefined": [], "met": False}
+    # a stage without p50/p95 keys at all
+    sp = report.stage_spread({"renditions": {"360p": {"ingest": {"count": 0}}}})
+    assert sp["undefined"] == ["360p/ingest"] and sp["met"] is False
+
+
+def test_stage_spread_in_summary_and_table() -> None:
+    run = make_run()
+    run.server_latency = latency_document()
+    run.meta["rendition"] = "360p"
+    s = report.summarize(run)
+    assert s["stage_spread"]["over"][:2] == ["360p/composite", "360p/packaging"]
+    text = report.render_table(s)
+    assert "stage spread (p95 / p50)" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("360p/packaging"))
+    assert "2.28" in line and "OVER" in line
+    assert "720p/packaging" not in text.split("stage spread")[1].split("stages over")[0]
+    assert next(ln for ln in text.splitlines()
+                if ln.startswith("360p/delivery")).endswith("no p50")
+    assert "stages over 2x (all renditions): 360p/composite, 360p/packaging" in text
+    assert report.summarize(make_run())["stage_spread"] is None
