@@ -26,6 +26,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,6 +36,7 @@ from hls_packager.server import Packager  # noqa: E402
 from hls_packager.store import MemoryStore  # noqa: E402
 from hls_packager.testing import make_program_frame  # noqa: E402
 from switcher.program import ProgramFrame  # noqa: E402
+from switcher.scale import yuv420p_planes  # noqa: E402
 
 FPS = 30
 W, H = 1280, 720
@@ -48,30 +50,44 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 class FfmpegHls:
-    """FFmpeg's hls muxer (1 s fMP4 segments) in its own thread, fed the same frames."""
+    """FFmpeg's hls muxer (1 s fMP4 segments) in its own thread, fed the same frames.
 
-    def __init__(self, outdir: Path, preset: str) -> None:
+    Frames of another size are scaled with the muxer's own reformatter (a new frame); with
+    `copy`, frames of the same size are copied first, so a program frame shared with other
+    threads (our packager's encoders) is never touched by this encoder. `latencies`: capture
+    mark -> the playlist listing the frame's segment is written (frames without a capture mark
+    are left out); `cpu_s`: CPU time of this thread (all of the encoder's with `threads=1`;
+    0 = x264's own thread count)."""
+
+    def __init__(self, outdir: Path, preset: str, *, width: int = W, height: int = H,
+                 fps: int = FPS, bitrate: int = 2_500_000, copy: bool = False,
+                 threads: int = 0) -> None:
         self.playlist = outdir / "index.m3u8"
+        self.width, self.height, self.fps, self.copy = width, height, fps, copy
         self.out = av.open(str(self.playlist), "w", format="hls", options={
             "hls_time": "1", "hls_list_size": "7", "hls_segment_type": "fmp4",
             "hls_flags": "independent_segments+temp_file",
         })
-        s = self.out.add_stream("libx264", rate=FPS)
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        s.bit_rate = 2_500_000
-        s.codec_context.time_base = Fraction(1, FPS)
+        s = self.out.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.bit_rate = bitrate
+        s.codec_context.time_base = Fraction(1, fps)
+        s.codec_context.thread_count = threads
         s.codec_context.options = {
             "preset": preset, "tune": "zerolatency",
-            "x264-params": f"keyint={FPS}:min-keyint={FPS}:scenecut=0:bframes=0",
+            "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0:bframes=0",
         }
         self.stream = s
-        self.captured: list[float] = []
+        self._scaler = VideoReformatter()
+        self.captured: list[float | None] = []
         self.latencies: list[float] = []
+        self.cpu_s = 0.0
+        self.segments_listed = 0
         self._listed_frames = 0
         self._listed_segments = 0
         self._queue: list[ProgramFrame | None] = []
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._run, name="ffmpeg-hls", daemon=True)
         self._thread.start()
 
     def push(self, pf: ProgramFrame) -> None:
@@ -93,14 +109,26 @@ class FfmpegHls:
                 pf = self._queue.pop(0)
             if pf is None:
                 break
-            f = pf.video
-            self.captured.append(pf.marks["captured"])
+            t0 = time.thread_time()
+            f = self._frame(pf)
+            self.captured.append(pf.marks.get("captured"))
             for pkt in self.stream.encode(f):
                 self.out.mux(pkt)
                 self._check()
+            self.cpu_s += time.thread_time() - t0
         for pkt in self.stream.encode(None):
             self.out.mux(pkt)
         self.out.close()
+
+    def _frame(self, pf: ProgramFrame) -> av.VideoFrame:
+        f = pf.video
+        if (f.width, f.height, f.format.name) != (self.width, self.height, "yuv420p"):
+            f = self._scaler.reformat(f, self.width, self.height, "yuv420p")
+        elif self.copy:
+            f = av.VideoFrame.from_ndarray(np.concatenate(
+                [p.reshape(-1, f.width) for p in yuv420p_planes(f)]), format="yuv420p")
+        f.pts, f.time_base = pf.index, Fraction(1, self.fps)
+        return f
 
     def _check(self) -> None:
         try:
@@ -116,10 +144,11 @@ class FfmpegHls:
             return
         now = time.time()
         new = durs[len(durs) - (total - self._listed_segments):]
-        self._listed_segments = total
-        frames = round(sum(new) * FPS)
+        self._listed_segments = self.segments_listed = total
+        frames = round(sum(new) * self.fps)
         for t in self.captured[self._listed_frames : self._listed_frames + frames]:
-            self.latencies.append(now - t)
+            if t is not None:
+                self.latencies.append(now - t)
         self._listed_frames += frames
 
 

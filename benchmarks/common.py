@@ -47,11 +47,13 @@ def free_port() -> int:
 @contextmanager
 def server_process(data_dir: str | Path, admin: str, *, port: int | None = None,
                    config: str | Path | None = None,
-                   env: Mapping[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """`scenecloud serve` in its own process; yields (base URL, pid) once /healthz answers."""
+                   env: Mapping[str, str] | None = None,
+                   command: list[str] | None = None) -> Iterator[tuple[str, int]]:
+    """`scenecloud serve` in its own process; yields (base URL, pid) once /healthz answers.
+    `command` replaces `.venv/bin/scenecloud` (a launcher that takes the same arguments)."""
     port = port or free_port()
-    args = [str(ROOT / ".venv/bin/scenecloud"), "serve", "--port", str(port), "--data-dir",
-            str(data_dir)]
+    args = [*(command or [str(ROOT / ".venv/bin/scenecloud")]), "serve", "--port", str(port),
+            "--data-dir", str(data_dir)]
     if config is not None:
         args += ["--config", str(config)]
     server = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, env={
