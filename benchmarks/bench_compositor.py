@@ -9,9 +9,10 @@ really done each frame, as with live cameras):
 "Ours" is the engine's own composite time (`Switcher.tick`: frame allocation, fitting,
 compositing, overlays), read from its stats; FFmpeg runs the equivalent graph (scale, blend
 all_mode=normal:all_opacity=0.5, pad+overlay, xstack+overlay of a pre-converted yuva420p lower
-third) once single-threaded (fair: our tick is single-threaded) and once with FFmpeg's automatic
-threading. Rounds alternate ours/FFmpeg so machine noise hits both; we report the median of
-per-round medians and the spread (min..max of the round medians).
+third). Two pairs, side by side: single-threaded (ours with OpenCV's kernels limited to the
+calling thread, `cv2.setNumThreads(1)`, vs the graph with one thread) and threaded (OpenCV's
+default vs FFmpeg's automatic threading). Rounds alternate ours/FFmpeg so machine noise hits
+both; we report the median of per-round medians and the spread (min..max of round medians).
 
 Also: cut latency through the real clock thread (submit() → first ProgramFrame showing the new
 source in an output queue; and from the command's future resolving, i.e. the API returning).
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import av  # noqa: E402
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from media_server.source import Source  # noqa: E402
@@ -178,31 +180,31 @@ def median_of(run, n: int) -> float:
 
 
 def bench(rounds: int, frames: int, sizes: list[str]) -> list[dict]:
+    cv_default = cv2.getNumThreads()
     rows = []
     for size in sizes:
         w, h = SIZES[size]
         for comp in ("cut", "mix", "pip", "grid"):
             ours, ff1, ffa = Ours(comp, w, h), FF(comp, w, h, 1), FF(comp, w, h, 0)
-            r_ours, r_ff1, r_ffa = [], [], []
+            r = {"ours_1t": [], "ffmpeg_1t": [], "ours_auto": [], "ffmpeg_auto": []}
             for _ in range(rounds):
-                r_ours.append(median_of(ours.step, frames))
-                r_ff1.append(median_of(ff1.step, frames))
-                r_ffa.append(median_of(ffa.step, frames))
-            row = {"size": size, "composition": comp,
-                   "ours_ms": round(statistics.median(r_ours), 3),
-                   "ours_spread_ms": [round(min(r_ours), 3), round(max(r_ours), 3)],
-                   "ffmpeg_1t_ms": round(statistics.median(r_ff1), 3),
-                   "ffmpeg_1t_spread_ms": [round(min(r_ff1), 3), round(max(r_ff1), 3)],
-                   "ffmpeg_auto_ms": round(statistics.median(r_ffa), 3),
-                   "ffmpeg_auto_spread_ms": [round(min(r_ffa), 3), round(max(r_ffa), 3)]}
-            row["ratio_1t"] = round(row["ours_ms"] / row["ffmpeg_1t_ms"], 3)
-            row["ratio_auto"] = round(row["ours_ms"] / row["ffmpeg_auto_ms"], 3)
+                cv2.setNumThreads(1)  # OpenCV's kernels on the calling thread only
+                r["ours_1t"].append(median_of(ours.step, frames))
+                r["ffmpeg_1t"].append(median_of(ff1.step, frames))
+                cv2.setNumThreads(cv_default)
+                r["ours_auto"].append(median_of(ours.step, frames))
+                r["ffmpeg_auto"].append(median_of(ffa.step, frames))
+            row: dict = {"size": size, "composition": comp}
+            for k, v in r.items():
+                row[f"{k}_ms"] = round(statistics.median(v), 3)
+                row[f"{k}_spread_ms"] = [round(min(v), 3), round(max(v), 3)]
+            row["ratio_1t"] = round(row["ours_1t_ms"] / row["ffmpeg_1t_ms"], 3)
+            row["ratio_auto"] = round(row["ours_auto_ms"] / row["ffmpeg_auto_ms"], 3)
             rows.append(row)
-            print(f"{size:>6} {comp:>5}  ours {row['ours_ms']:7.3f} ms "
-                  f"[{row['ours_spread_ms'][0]:.3f}..{row['ours_spread_ms'][1]:.3f}]  "
-                  f"ffmpeg-1t {row['ffmpeg_1t_ms']:7.3f} ms  "
-                  f"ffmpeg-auto {row['ffmpeg_auto_ms']:7.3f} ms  "
-                  f"ratio {row['ratio_1t']:.2f} / {row['ratio_auto']:.2f}", flush=True)
+            print(f"{size:>6} {comp:>5}  1 thread: ours {row['ours_1t_ms']:6.3f} ms "
+                  f"ffmpeg {row['ffmpeg_1t_ms']:6.3f} ms ratio {row['ratio_1t']:.2f}   "
+                  f"threaded: ours {row['ours_auto_ms']:6.3f} ms ffmpeg "
+                  f"{row['ffmpeg_auto_ms']:6.3f} ms ratio {row['ratio_auto']:.2f}", flush=True)
     return rows
 
 

@@ -1,10 +1,10 @@
-"""Pure numpy compositing on yuv420p planes.
+"""Pure compositing on yuv420p planes: numpy, with OpenCV kernels for the per-pixel blends.
 
 Everything here works on `Canvas` objects (three uint8 planes, which may be views into an
-`av.VideoFrame`), is allocation-free on the hot path (scratch buffers are kept per size) and
-uses 8.8 fixed-point integer math in uint16: a weight k in 0..256 mixes as
-``(a * (256 - k) + b * k) >> 8`` (truncating, as FFmpeg's blend filter does; exact at k = 0
-and 256), fades and keys round (``+ 128``), so known inputs give exactly known outputs.
+`av.VideoFrame`) and is allocation-free on the hot path. Positions are quantised to a weight
+k in 0..256 (`weight`); mixes and fades give ``round((a * (256 - k) + b * k) / 256)`` (OpenCV's
+`addWeighted`, nearest integer; exact at k = 0 and 256), keys use 8.8 fixed point with
+rounding (``+ 128 >> 8``), so known inputs give known outputs.
 
 Colours are limited-range BT.601 YUV (what libswscale produces from RGB by default, so
 overlays, cards and sources agree); `rgb_to_yuv` converts "#rrggbb" colours.
@@ -19,14 +19,13 @@ Transitions take a position 0..1 (0 = all A, 1 = all B):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import av
+import cv2
 import numpy as np
 
-from .scale import Fitted, yuv420p_planes
+from .scale import Fitted, in_place, yuv420p_planes
 
 YUV = tuple[int, int, int]
 BLACK: YUV = (16, 128, 128)
@@ -143,48 +142,15 @@ def weight(position: float) -> int:
 
 
 class Blender:
-    """Transitions between two canvases of one size, with preallocated uint16 scratch.
+    """Transitions between two canvases of one size.
 
-    With `threads` > 1 the per-pixel blends (mix, fade) are split by rows over a small worker
-    pool (numpy releases the GIL on these ufuncs); the result is bit-identical. Call `close()`
-    when done (the engine does on stop)."""
+    The per-pixel blends (mix, fade, dip) run in OpenCV: `cv2.addWeighted` is one SIMD pass
+    per plane, computed in floating point and rounded to the nearest integer, where the same
+    blend in numpy (8.8 fixed point) takes four passes — about 2.7 times slower per 720p frame
+    on this kind of machine, and slower than FFmpeg's blend filter."""
 
-    def __init__(self, width: int, height: int, threads: int = 1) -> None:
+    def __init__(self, width: int, height: int) -> None:
         self.width, self.height = width, height
-        self._ty = (np.empty((height, width), np.uint16), np.empty((height, width), np.uint16))
-        cshape = (height // 2, width // 2)
-        self._tc = (np.empty(cshape, np.uint16), np.empty(cshape, np.uint16))
-        self.threads = max(1, threads)
-        self._pool: ThreadPoolExecutor | None = None
-        if self.threads > 1 and width * height >= 320 * 180:
-            self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="blend")
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
-
-    def _tmp(self, plane_index: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._ty if plane_index == 0 else self._tc
-
-    def _run(self, fn: Callable[..., None], jobs: list[tuple]) -> None:
-        """Run fn(*job) for every job; with a pool, each job's arrays are split by rows."""
-        if self._pool is None:
-            for job in jobs:
-                fn(*job)
-            return
-        n = self.threads
-        parts: list[list[tuple]] = [[] for _ in range(n)]
-        for job in jobs:
-            rows = job[0].shape[0]
-            for i in range(n):
-                r0, r1 = rows * i // n, rows * (i + 1) // n
-                parts[i].append(tuple(x[r0:r1] if isinstance(x, np.ndarray) else x
-                                      for x in job))
-        futs = [self._pool.submit(_run_all, fn, part) for part in parts[1:]]
-        _run_all(fn, parts[0])
-        for f in futs:
-            f.result()
 
     def mix(self, a: Canvas, b: Canvas, position: float, out: Canvas) -> None:
         k = weight(position)
@@ -194,8 +160,9 @@ class Blender:
         if k == 256:
             out.copy_from(b)
             return
-        self._run(_mix_rows, [(pa, pb, po, *self._tmp(i), k) for i, (pa, pb, po)
-                              in enumerate(zip(a.planes, b.planes, out.planes, strict=True))])
+        wb = k / 256.0
+        for pa, pb, po in zip(a.planes, b.planes, out.planes, strict=True):
+            in_place(cv2.addWeighted(pa, 1.0 - wb, pb, wb, 0.0, dst=po), po)
 
     def fade(self, c: Canvas, color: YUV, position: float, out: Canvas | None = None) -> None:
         """Blend `c` towards a flat colour (position 1 = all colour), into `out` (default: c)."""
@@ -208,9 +175,9 @@ class Blender:
         if k == 256:
             out.fill(color)
             return
-        self._run(_fade_rows, [(pc, po, self._tmp(i)[0], k, color[i] * k + 128)
-                               for i, (pc, po) in enumerate(zip(c.planes, out.planes,
-                                                                strict=True))])
+        wc = k / 256.0
+        for i, (pc, po) in enumerate(zip(c.planes, out.planes, strict=True)):
+            in_place(cv2.addWeighted(pc, 1.0 - wc, pc, 0.0, color[i] * wc, dst=po), po)
 
     def dip(self, a: Canvas, b: Canvas, position: float, color: YUV, out: Canvas) -> None:
         if position < 0.5:
@@ -247,25 +214,6 @@ class Blender:
             self.wipe(a, b, position, kind, out)
         else:
             raise ValueError(f"unknown transition {kind!r}")
-
-
-def _run_all(fn: Callable[..., None], jobs: list[tuple]) -> None:
-    for job in jobs:
-        fn(*job)
-
-
-def _mix_rows(pa: np.ndarray, pb: np.ndarray, po: np.ndarray, t1: np.ndarray, t2: np.ndarray,
-              k: int) -> None:
-    np.multiply(pa, 256 - k, out=t1, dtype=np.uint16)
-    np.multiply(pb, k, out=t2, dtype=np.uint16)
-    np.add(t1, t2, out=t1)
-    np.right_shift(t1, 8, out=po, casting="unsafe")  # truncating, like FFmpeg's blend
-
-
-def _fade_rows(pc: np.ndarray, po: np.ndarray, t1: np.ndarray, k: int, add: int) -> None:
-    np.multiply(pc, 256 - k, out=t1, dtype=np.uint16)
-    np.add(t1, add, out=t1)
-    np.right_shift(t1, 8, out=po, casting="unsafe")
 
 
 @dataclass(frozen=True, slots=True)

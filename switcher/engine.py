@@ -40,7 +40,6 @@ skipped duration).
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import sys
 import threading
@@ -179,7 +178,7 @@ class Switcher:
         self.state = SwitcherState(fps, width, height)  # owned by the tick thread
         self._commands: queue.Queue[tuple[Command, Future]] = queue.Queue(command_queue)
         self._scaler = Scaler()
-        self._blender = Blender(width, height, threads=min(2, os.cpu_count() or 1))
+        self._blender = Blender(width, height)
         self._ref = FrameRef()
         self._pool = _FramePool(width, height)
         self._overlays = OverlayRenderer()
@@ -188,7 +187,7 @@ class Switcher:
         self._tracks: dict[str, _Track] = {}
         self._fit_cache: dict[tuple, Fitted] = {}
         self._card_cache: dict[tuple, Fitted] = {}
-        self._rect_cache: dict[tuple, list[Rect]] = {}
+        self._rect_cache: dict[tuple, tuple[list[Rect], bool]] = {}
         self._outputs: list[OutputQueue] = []
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()  # guards outputs/listeners lists and snapshots
@@ -326,7 +325,6 @@ class Switcher:
     def close(self) -> None:
         """Stop the clock and release worker threads (the switcher cannot restart)."""
         self.stop()
-        self._blender.close()
         with self._lock:
             outputs, self._outputs = self._outputs, []
         for q in outputs:
@@ -529,19 +527,22 @@ class Switcher:
         return pf
 
     # --- rendering helpers ---------------------------------------------------------------------
-    def _rects(self, scene: Scene) -> tuple[list[Rect], tuple[int, int, int]]:
+    def _rects(self, scene: Scene) -> tuple[list[Rect], tuple[int, int, int], bool]:
+        """A scene's boxes, its background and whether the boxes tile the whole canvas (then
+        no background shows and the canvas needs no fill)."""
         if scene.kind == "source":
-            return [Rect(scene.name, 0, 0, self.width, self.height, 0, 0, BLACK)], BLACK
+            return [Rect(scene.name, 0, 0, self.width, self.height, 0, 0, BLACK)], BLACK, True
         lay = self.state.layouts.get(scene.name)
         if lay is None:
-            return [], BLACK
+            return [], BLACK, False
         k = (id(lay), lay)
-        rects = self._rect_cache.get(k)
-        if rects is None:
+        cached = self._rect_cache.get(k)
+        if cached is None:
             if len(self._rect_cache) > 256:
                 self._rect_cache.clear()
-            rects = self._rect_cache[k] = lay.resolve(self.width, self.height)
-        return rects, lay.background_yuv()
+            rects = lay.resolve(self.width, self.height)
+            cached = self._rect_cache[k] = (rects, _tiles(rects, self.width, self.height))
+        return cached[0], lay.background_yuv(), cached[1]
 
     def _render_scene(self, scene: Scene | None, canvas: Canvas, sources: Mapping[str, Any],
                       now: float, used: dict[tuple, Fitted], shown: list[Any],
@@ -552,7 +553,7 @@ class Switcher:
         if scene is None:
             canvas.fill(BLACK)
             return canvas
-        rects, bg = self._rects(scene)
+        rects, bg, tiled = self._rects(scene)
         pics = [(r, self._picture(r.source, r.w, r.h, sources, now, used, shown))
                 for r in rects]
         full = (len(pics) == 1 and pics[0][1] is not None and pics[0][1].covers_box
@@ -561,7 +562,7 @@ class Switcher:
             pic = pics[0][1]
             assert pic is not None
             return Canvas(pic.y, pic.u, pic.v)
-        if not full:
+        if not full and not tiled:
             canvas.fill(bg)
         for r, pic in pics:
             if r.border:
@@ -693,3 +694,13 @@ def render_card(w: int, h: int, title: str, subtitle: str = "") -> Fitted:
         format="yuv420p")
     y, u, v = yuv420p_planes(frame)
     return Fitted(y, u, v, 0, 0, w, h)
+
+
+def _tiles(rects: list[Rect], width: int, height: int) -> bool:
+    """Do the boxes cover every pixel of a width x height canvas? (Once per layout.)"""
+    if sum(r.w * r.h for r in rects) < width * height:
+        return False
+    covered = np.zeros((height // 2, width // 2), dtype=bool)
+    for r in rects:
+        covered[max(0, r.y) // 2:(r.y + r.h) // 2, max(0, r.x) // 2:(r.x + r.w) // 2] = True
+    return bool(covered.all())

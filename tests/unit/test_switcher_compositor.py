@@ -23,11 +23,15 @@ def flat(w, h, yuv):
 
 
 def blend(a, b, k):
+    """Key arithmetic: 8.8 fixed point, rounded."""
     return (a * (256 - k) + b * k + 128) >> 8
 
 
-def mixed(a, b, k):
-    return (a * (256 - k) + b * k) >> 8
+def is_mix(plane, a, b, k):
+    """Every pixel is (a * (256 - k) + b * k) / 256 rounded to the nearest integer (an exact
+    .5 may go either way)."""
+    exact = (a * (256 - k) + b * k) / 256
+    return bool((np.abs(plane.astype(np.float64) - exact) <= 0.5 + 1e-9).all())
 
 
 @pytest.mark.parametrize("pos", [0.0, 0.25, 0.5, 0.75, 1.0])
@@ -36,16 +40,18 @@ def test_mix_known_values(pos):
     out = Canvas.alloc(64, 36, None)
     Blender(64, 36).mix(a, b, pos, out)
     k = weight(pos)
-    assert (out.y == mixed(50, 200, k)).all()
-    assert (out.u == mixed(100, 60, k)).all()
-    assert (out.v == mixed(150, 90, k)).all()
+    assert is_mix(out.y, 50, 200, k)
+    assert is_mix(out.u, 100, 60, k)
+    assert is_mix(out.v, 150, 90, k)
+    if pos == 0.25:  # 50 * 0.75 + 200 * 0.25 = 87.5 -> 87 or 88, never 87 truncated alone
+        assert set(np.unique(out.y)) <= {87, 88}
 
 
 def test_mix_midway_exact_value():
     a, b = flat(64, 36, (16, 128, 128)), flat(64, 36, (235, 128, 128))
     out = Canvas.alloc(64, 36, None)
     Blender(64, 36).mix(a, b, 0.5, out)
-    assert out.y[0, 0] == 125  # (16 + 235) / 2 truncated
+    assert out.y[0, 0] in (125, 126)  # (16 + 235) / 2 = 125.5, rounded
 
 
 @pytest.mark.parametrize("direction", ["wipe_right", "wipe_left", "wipe_down", "wipe_up"])
@@ -76,9 +82,9 @@ def test_dip_goes_through_colour():
     bl.dip(a, b, 0.5, white, out)
     assert (out.y == white[0]).all() and (out.u == white[1]).all()
     bl.dip(a, b, 0.25, white, out)
-    assert (out.y == blend(40, white[0], 128)).all()
+    assert is_mix(out.y, 40, white[0], 128)
     bl.dip(a, b, 0.75, white, out)
-    assert (out.y == blend(200, white[0], 128)).all()
+    assert is_mix(out.y, 200, white[0], 128)
     bl.dip(a, b, 1.0, white, out)
     assert (out.y == 200).all()
 
@@ -86,7 +92,7 @@ def test_dip_goes_through_colour():
 def test_fade_to_black_in_place():
     c = flat(64, 36, (200, 90, 160))
     Blender(64, 36).fade(c, BLACK, 0.5)
-    assert (c.y == blend(200, 16, 128)).all() and (c.v == blend(160, 128, 128)).all()
+    assert is_mix(c.y, 200, 16, 128) and is_mix(c.v, 160, 128, 128)
     Blender(64, 36).fade(c, BLACK, 1.0)
     assert (c.y == 16).all() and (c.u == 128).all()
 
@@ -168,28 +174,35 @@ def test_key_fully_transparent_is_none():
     assert KeyPlanes.from_rgba(np.zeros((4, 4, 4), np.uint8)) is None
 
 
-def test_threaded_blender_is_bit_identical():
+def test_blends_write_into_frame_planes_with_row_padding():
+    # Canvases over av.VideoFrames have padded rows (line_size > width): the OpenCV kernels
+    # must write into those views, not into a new array.
+    fa, fb, fo = (av.VideoFrame(100, 50, "yuv420p") for _ in range(3))
+    a, b, out = Canvas.of_frame(fa), Canvas.of_frame(fb), Canvas.of_frame(fo)
+    assert fo.planes[0].line_size > 100
+    a.fill((20, 100, 100))
+    b.fill((220, 140, 140))
+    bl = Blender(100, 50)
+    bl.mix(a, b, 0.5, out)
+    assert (yuv420p_planes(fo)[0] == 120).all() and (yuv420p_planes(fo)[1] == 120).all()
+    bl.fade(out, BLACK, 1.0 - 1 / 256)  # k = 255: almost all black
+    assert is_mix(yuv420p_planes(fo)[0], 120, 16, 255)
+
+
+def test_mix_of_random_pictures_matches_the_formula():
     rng = np.random.default_rng(3)
     w, h = 640, 360
-
-    def rnd():
-        return Canvas(rng.integers(0, 256, (h, w), dtype=np.uint8),
-                      rng.integers(0, 256, (h // 2, w // 2), dtype=np.uint8),
-                      rng.integers(0, 256, (h // 2, w // 2), dtype=np.uint8))
-
-    a, b = rnd(), rnd()
-    one, two = Canvas.alloc(w, h, None), Canvas.alloc(w, h, None)
-    b1, b2 = Blender(w, h, threads=1), Blender(w, h, threads=2)
-    try:
-        for pos in (0.1, 0.5, 0.9):
-            b1.mix(a, b, pos, one)
-            b2.mix(a, b, pos, two)
-            assert all(np.array_equal(p, q) for p, q in zip(one.planes, two.planes, strict=True))
-            b1.fade(a, BLACK, pos, one)
-            b2.fade(a, BLACK, pos, two)
-            assert all(np.array_equal(p, q) for p, q in zip(one.planes, two.planes, strict=True))
-    finally:
-        b2.close()
+    a = Canvas(*(rng.integers(0, 256, s, dtype=np.uint8) for s in ((h, w), (h // 2, w // 2),
+                                                                   (h // 2, w // 2))))
+    b = Canvas(*(rng.integers(0, 256, s, dtype=np.uint8) for s in ((h, w), (h // 2, w // 2),
+                                                                   (h // 2, w // 2))))
+    out = Canvas.alloc(w, h, None)
+    for pos in (0.1, 0.5, 0.9):
+        Blender(w, h).mix(a, b, pos, out)
+        k = weight(pos)
+        for pa, pb, po in zip(a.planes, b.planes, out.planes, strict=True):
+            exact = (pa.astype(np.float64) * (256 - k) + pb.astype(np.float64) * k) / 256
+            assert (np.abs(po - exact) <= 0.5 + 1e-6).all()
 
 
 def test_frame_ref_shares_buffers_with_own_pts():

@@ -99,7 +99,7 @@ def test_auto_mix_known_pixels_and_completion(rig):
     for _ in range(14):
         pf = sw.tick()
     assert sw.state_dict()["transition"]["position"] == pytest.approx(0.5)
-    assert (planes(pf)[0] == (60 * 128 + 180 * 128) >> 8).all()
+    assert (planes(pf)[0] == (60 + 180) // 2).all()  # 120 exactly
     assert set(pf.on_air) == {"cam1", "cam2"}
     for _ in range(15):
         pf = sw.tick()
