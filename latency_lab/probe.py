@@ -329,6 +329,10 @@ class Probe:
                 else:
                     _say(f"no director token: put source {a.source!r} on program now")
                 await self._measure(watch, watcher, stop)
+                # now, while the program still shows our last frames: once the publisher is
+                # gone the switcher repeats its last frame (with that frame's old marks) and
+                # the server would count each repeat as a longer and longer switcher wait
+                server = await self.server_latency(http)
             except WatchError as exc:
                 raise ProbeError(str(exc)) from None
             finally:
@@ -341,7 +345,6 @@ class Probe:
                 if self.director and self.previous_program:
                     with contextlib.suppress(ProbeError, aiohttp.ClientError):
                         await self.cut(http, self.previous_program, timeout=2.0)
-            server = await self.server_latency(http)
         posting, connected = self.events.get("posting", {}), self.events.get("connected", {})
         run = Run(watcher.samples, watcher.onsets, a.fps, posting.get("wall"),
                   connected.get("wall"), self.events.get("done", {}),
