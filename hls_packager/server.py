@@ -12,13 +12,14 @@ Wiring (what the lead calls)::
 Threads: `push` only appends to each rendition's bounded queue. Each rendition's encoder
 thread encodes, cuts parts (`Segmenter`), writes complete segments to the store and hands
 the parts to the event loop with ``loop.call_soon_threadsafe``; there the rendition's
-`LiveWindow` is updated and its `asyncio.Condition` notified, which wakes blocked playlist and
-part requests (waiting requests cost nothing: no polling). Chunks of the part being produced
-(see `segmenter.Chunk`) wake a second condition, so only requests streaming the preload-hinted
-part wake per chunk, not every blocked playlist request.
+`LiveWindow` is updated and its `serving.Signal` fired, which wakes blocked playlist and part
+requests all at once (waiting requests cost nothing: no polling). Chunks of the part being
+produced (see `segmenter.Chunk`) fire a second signal, so only requests streaming the
+preload-hinted part wake per chunk, not every blocked playlist request.
 
-HTTP errors use the project's one JSON shape (`media_server.errors.error_response`):
-``{"error": "<code>", "detail": "<text>"}`` (+ ``"field"`` naming the query parameter at fault).
+What each HLS request gets is decided in `serving.py` (shared with the edge listener,
+`edge.py`); errors use the project's one JSON shape ``{"error": "<code>", "detail": "<text>"}``
+(+ ``"field"`` naming the query parameter at fault).
 """
 
 from __future__ import annotations
@@ -60,6 +61,15 @@ from hls_packager.segmenter import (
     Segmenter,
     video_timescale,
 )
+from hls_packager.serving import (
+    CACHE_MEDIA,
+    CORS_HEADERS,
+    MEDIA_CONTENT_TYPE,
+    Reply,
+    Signal,
+    plan,
+    settle,
+)
 from hls_packager.store import (
     DirectoryPublisher,
     DiskStore,
@@ -67,21 +77,11 @@ from hls_packager.store import (
     MemoryStore,
     SegmentRecord,
 )
-from media_server.errors import error_response
 from switcher.program import ProgramFrame
 
 log = logging.getLogger(__name__)
 
-PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"
-MEDIA_CONTENT_TYPE = "video/mp4"
-CACHE_PLAYLIST = "no-cache"
-CACHE_MEDIA = "public, max-age=31536000, immutable"
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_INT_RE = re.compile(r"^[0-9]{1,15}$")
-_FILE_RE = re.compile(
-    r"^(?:(?P<playlist>index\.m3u8)|init(?P<init>\d{1,9})\.mp4|seg(?P<seg>\d{1,15})\.m4s|"
-    r"part(?P<pmsn>\d{1,15})\.(?P<pidx>\d{1,5})\.m4s)$"
-)
 
 
 def media_playlist_uri(rendition: str) -> str:
@@ -127,14 +127,13 @@ class RenditionOutput:
         self.window = LiveWindow(window_segments)
         self.server_control = ServerControl.for_targets(timing.target_duration,
                                                         timing.part_target_s)
-        self.cond = asyncio.Condition()  # parts, segments, end: blocked playlists and parts
-        self.chunk_cond = asyncio.Condition()  # + chunks: requests streaming a part
+        self.changed = Signal()  # parts, segments, end: blocked playlists and parts
+        self.chunk_signal = Signal()  # + chunks: requests streaming a part
         # Chunks of the part being produced: (msn, index) -> the part's bytes so far, in pieces.
         self.chunks: dict[tuple[int, int], list[bytes]] = {}
         self.version = 0  # bumped on every change of the window (playlist cache key)
         self.ended = False
         self.latencies: deque[float] = deque(maxlen=20000)  # capture -> part fetchable, s
-        self._tasks: set[asyncio.Task] = set()
         # Latency observers (called on the loop): marks of each published part's frames, and
         # seconds from a part's publication to a response carrying it being written.
         self.on_part: list[Callable[[str, tuple[dict[str, float], ...]], None]] = []
@@ -200,30 +199,21 @@ class RenditionOutput:
         self.notify()
 
     def notify(self, parts: bool = True) -> None:
-        task = asyncio.get_running_loop().create_task(self._notify_all(parts))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _notify_all(self, parts: bool) -> None:
+        """Wake the requests waiting for a change (on the loop)."""
         if parts:
-            async with self.cond:
-                self.cond.notify_all()
-        async with self.chunk_cond:
-            self.chunk_cond.notify_all()
+            self.changed.fire()
+        self.chunk_signal.fire()
 
     async def wait(self, predicate: Callable[[], bool], hold_s: float,
                    chunks: bool = False) -> bool:
         """Wait until `predicate()` (checked on every change; with `chunks`, on every chunk
         too) or `hold_s` passed; returns the predicate's last value."""
-        if predicate():
-            return True
-        cond = self.chunk_cond if chunks else self.cond
-        try:
-            async with asyncio.timeout(max(0.0, hold_s)), cond:
-                await cond.wait_for(predicate)
-            return True
-        except TimeoutError:
-            return predicate()
+        signal = self.chunk_signal if chunks else self.changed
+        deadline = time.monotonic() + hold_s
+        while not predicate():
+            if not await signal.wait(deadline - time.monotonic()):
+                return predicate()
+        return True
 
     def pending_chunks(self, msn: int, index: int) -> list[bytes]:
         return self.chunks.get((msn, index), [])
@@ -628,17 +618,15 @@ class HlsRegistry:
 # --------------------------------------------------------------------------- HTTP
 
 HLS_REGISTRY = web.AppKey("hls_registry", HlsRegistry)
-_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Content-Length"}
-_ERROR_HEADERS = {**_CORS, "Cache-Control": "no-cache"}
-# Seconds a client should wait before retrying after a 503 (about one segment).
-RETRY_AFTER_S = 1
 
 
 def register_hls_routes(app: web.Application, registry: HlsRegistry) -> None:
-    """GET /hls/{production}/index.m3u8 and /hls/{production}/{rendition}/{file}."""
+    """GET /hls/{production}/index.m3u8 and /hls/{production}/{rendition}/{file} on an aiohttp
+    app (the answers come from `serving.plan`; `edge.HlsEdge` serves the same on its own
+    listener)."""
     app[HLS_REGISTRY] = registry
-    app.router.add_get("/hls/{production}/index.m3u8", _multivariant)
-    app.router.add_get("/hls/{production}/{rendition}/{name}", _rendition_file)
+    app.router.add_get("/hls/{production}/index.m3u8", _hls_get)
+    app.router.add_get("/hls/{production}/{rendition}/{name}", _hls_get)
 
     async def _close(app: web.Application):
         yield
@@ -647,206 +635,34 @@ def register_hls_routes(app: web.Application, registry: HlsRegistry) -> None:
     app.cleanup_ctx.append(_close)
 
 
-def _error(status: int, detail: str, *, field: str | None = None) -> web.Response:
-    """The project's JSON error shape, CORS-open and never cached; 503 carries Retry-After."""
-    headers = dict(_ERROR_HEADERS)
-    if status == 503:
-        headers["Retry-After"] = str(RETRY_AFTER_S)
-    return error_response(status, detail, headers=headers, field=field)
-
-
-def _playlist_response(text: str | bytes) -> web.Response:
-    body = text.encode() if isinstance(text, str) else text
-    return web.Response(body=body, content_type=PLAYLIST_CONTENT_TYPE, charset="utf-8",
-                        headers={**_CORS, "Cache-Control": CACHE_PLAYLIST})
-
-
-def _media_response(data: bytes) -> web.Response:
-    return web.Response(body=data, content_type=MEDIA_CONTENT_TYPE,
-                        headers={**_CORS, "Cache-Control": CACHE_MEDIA})
-
-
-def _packager(request: web.Request) -> Packager | None:
-    return request.app[HLS_REGISTRY].get(request.match_info["production"])
-
-
-async def _multivariant(request: web.Request) -> web.Response:
-    p = _packager(request)
-    if p is None:
-        return _error(404, "unknown production")
-    return _playlist_response(p.multivariant_playlist())
-
-
-async def _rendition_file(request: web.Request) -> web.StreamResponse:
-    p = _packager(request)
-    if p is None:
-        return _error(404, "unknown production")
-    out = p.outputs.get(request.match_info["rendition"])
-    if out is None:
-        return _error(404, "unknown rendition")
-    m = _FILE_RE.match(request.match_info["name"])
-    if m is None:
-        return _error(404, "unknown file")
-    # RFC 8216bis 6.2.5.2: "A Server that cannot provide the requested Playlist after blocking
-    # for more than three Target Durations SHOULD return Service Unavailable, such as HTTP
-    # 503" (block_timeout_targets, default 3). The same bound holds hinted parts.
-    hold_s = p.config.block_timeout_targets * p.timing.target_duration
-    if m["playlist"]:
-        return await _media_playlist(request, p, out, hold_s)
-    loop = asyncio.get_running_loop()
-    if m["init"] is not None:
-        data = await loop.run_in_executor(None, out.store.get_init, out.name, int(m["init"]))
-        return _media_response(data) if data is not None else _error(404, "unknown init")
-    if m["seg"] is not None:
-        msn = int(m["seg"])
-        seg = out.window.segment(msn)
-        if seg is not None:
-            return _media_response(seg.data)
-        data = await loop.run_in_executor(None, out.store.get_segment, out.name, msn)
-        return _media_response(data) if data is not None else _error(404, "unknown segment")
-    return await _part(request, p, out, int(m["pmsn"]), int(m["pidx"]), hold_s)
-
-
-async def _part(request: web.Request, p: Packager, out: RenditionOutput, msn: int, idx: int,
-                hold_s: float) -> web.StreamResponse:
-    w = out.window
-    part = w.part(msn, idx)
-    if part is not None:
-        out.delivered(part)
-        return _media_response(part.data)
-    lp = w.last_part
-    ahead = _parts_ahead(lp, msn, idx, p.timing.parts_per_segment) if lp else 1
-    # RFC 8216bis 6.2.6: a hinted resource must be available for request when its
-    # EXT-X-PRELOAD-HINT is added, and its bytes go out only as the part is produced; anything
-    # else that is not there (expired, never hinted, beyond a segment's last part) -> 404.
-    if out.ended or w.segment(msn) is not None or w.has(msn, idx) or not 0 < ahead <= 2:
-        return _error(404, "unknown or expired part")
-    return await _stream_part(request, out, msn, idx, hold_s)
-
-
-async def _stream_part(request: web.Request, out: RenditionOutput, msn: int, idx: int,
-                       hold_s: float) -> web.StreamResponse:
-    """The preload-hinted part (or the one after it): its CMAF chunks are sent with chunked
-    transfer as the encoder thread produces them; the response ends when the part is complete.
-    A part that is complete before its first chunk exists goes out whole (Content-Length)."""
-    w = out.window
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + hold_s
-    resp: web.StreamResponse | None = None
-    sent_chunks = sent_bytes = 0
-    while True:
-        part = w.part(msn, idx)
-        if part is not None:
-            if resp is None:
-                out.delivered(part)
-                return _media_response(part.data)
-            await resp.write(part.data[sent_bytes:])
-            await resp.write_eof()
-            out.delivered(part)
-            return resp
-        new = out.pending_chunks(msn, idx)[sent_chunks:]
-        if new:
-            if resp is None:
-                resp = web.StreamResponse(headers={**_CORS, "Cache-Control": CACHE_MEDIA})
-                resp.content_type = MEDIA_CONTENT_TYPE
-                resp.enable_chunked_encoding()
-                await resp.prepare(request)
-            for c in new:
-                await resp.write(c)
-                sent_bytes += len(c)
-            sent_chunks += len(new)
-            continue
-        if out.ended or w.has(msn, idx):  # the part will never exist (run ended or skipped)
-            break
-        await out.wait(lambda n=sent_chunks: len(out.pending_chunks(msn, idx)) > n
-                       or w.has(msn, idx) or out.ended, deadline - loop.time(), chunks=True)
-        if loop.time() >= deadline and w.part(msn, idx) is None and not (
-                out.pending_chunks(msn, idx)[sent_chunks:]):
-            if resp is None:
-                return _error(503, "part not produced in time")
-            break
-    if resp is None:
-        return _error(404, "part was not produced")
-    # The status line is gone: end the connection without the final chunk so the client sees
-    # a truncated (failed) transfer rather than a short part that looks complete.
-    if request.transport is not None:
-        request.transport.close()
+def _response(reply: Reply) -> web.Response:
+    resp = web.Response(status=reply.status, body=reply.body, headers=reply.headers())
+    resp.headers["Content-Type"] = reply.content_type_header
+    if reply.delivered is not None:
+        reply.delivered()
     return resp
 
 
-def _parts_ahead(last: tuple[int, int], msn: int, idx: int, per_segment: int) -> int:
-    return (msn - last[0]) * per_segment + idx - last[1]
+async def _hls_get(request: web.Request) -> web.StreamResponse:
+    mi = request.match_info
+    action = plan(request.app[HLS_REGISTRY], mi["production"], mi.get("rendition"),
+                  mi.get("name", "index.m3u8"), request.query.items(),
+                  (request.remote or "?", request.headers.get("User-Agent", "")))
+    result = await settle(action)
+    if isinstance(result, Reply):
+        return _response(result)
+    stream = web.StreamResponse(headers={**CORS_HEADERS, "Cache-Control": CACHE_MEDIA})
+    stream.content_type = MEDIA_CONTENT_TYPE
+    stream.enable_chunked_encoding()
 
+    async def start() -> None:
+        await stream.prepare(request)
 
-def _decimal(key: str, value: str) -> int:
-    if not _INT_RE.match(value):
-        raise _BadDirective(key, f"{key} must be a decimal integer")
-    return int(value)
-
-
-class _BadDirective(Exception):
-    def __init__(self, field: str, detail: str) -> None:
-        super().__init__(detail)
-        self.field = field
-        self.detail = detail
-
-
-async def _media_playlist(request: web.Request, p: Packager, out: RenditionOutput,
-                          hold_s: float) -> web.Response:
-    out.seen_client(request.remote or "?", request.headers.get("User-Agent", ""))
-    q = request.query
-    msn = part = None
-    skip = ""
-    try:
-        for key, value in q.items():
-            if key == "_HLS_msn":
-                msn = _decimal(key, value)
-            elif key == "_HLS_part":
-                part = _decimal(key, value)
-            elif key == "_HLS_skip":
-                # RFC 8216bis 6.2.5.1: YES skips segments; v2 also skips EXT-X-DATERANGE tags
-                # (we write none, so the delta update only differs by an empty
-                # RECENTLY-REMOVED-DATERANGES attribute). Anything else is malformed.
-                if value not in ("YES", "v2"):
-                    raise _BadDirective(key, "_HLS_skip must be YES or v2")
-                skip = value
-        # RFC 8216bis 6.2.5.2: "If the Playlist URI contains an _HLS_part directive but no
-        # _HLS_msn directive, the Server MUST return Bad Request, such as HTTP 400."
-        if part is not None and msn is None:
-            raise _BadDirective("_HLS_part", "_HLS_part without _HLS_msn")
-    except _BadDirective as e:
-        return _error(400, e.detail, field=e.field)
-    w = out.window
-    # RFC 8216bis 6.2.5.2: _HLS_msn/_HLS_part are ignored once the playlist has EXT-X-ENDLIST.
-    if not out.ended:
-        if msn is not None:
-            per = p.timing.parts_per_segment
-            last = w.last_complete_msn
-            # 6.2.5.2: "If the _HLS_msn is greater than the Media Sequence Number of the last
-            # Media Segment in the current Playlist plus two, or if the _HLS_part exceeds the
-            # last Partial Segment in the current Playlist by the Advance Part Limit [3 / part
-            # target if it is < 1 s, else 3], then the server SHOULD immediately return Bad
-            # Request, such as HTTP 400." The last Media Segment is the last one with a URI.
-            if last is not None and msn > last + 2:
-                return _error(400, f"_HLS_msn={msn} is more than 2 segments after the last "
-                                   f"segment ({last})", field="_HLS_msn")
-            lp = w.last_part
-            pt = p.timing.part_target_s
-            limit = 3 / pt if pt < 1 else 3
-            if part is not None and lp is not None:
-                # 6.2.5.2: a Part Index beyond the segment's last part means part 0 of the next.
-                m, n = (msn + 1, 0) if part >= per else (msn, part)
-                if _parts_ahead(lp, m, n, per) > limit:
-                    return _error(400, f"_HLS_part={part} is beyond the Advance Part Limit "
-                                       f"({limit:g} parts)", field="_HLS_part")
-            # 6.2.5.2: defer the response until the playlist holds segment M (or part N of
-            # it); LiveWindow.has maps an index past the last part to part 0 of the next one.
-            ok = await out.wait(lambda: w.has(msn, part) or out.ended, hold_s)
-            if not ok:
-                return _error(503, "playlist did not reach the requested segment/part in time "
-                                   f"({hold_s:g} s)")
-        elif w.last_part is None:
-            # Nothing produced yet: hold the first request until the first part exists.
-            if not await out.wait(lambda: w.last_part is not None or out.ended, hold_s):
-                return _error(503, "no media yet")
-    return _playlist_response(p.media_playlist_bytes(out.name, skip=skip))
+    done = await result.run(start, stream.write)
+    if isinstance(done, Reply):
+        return _response(done)
+    if done:
+        await stream.write_eof()
+    elif request.transport is not None:
+        request.transport.close()  # cut: the client must not take a short part for whole
+    return stream
