@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hls_packager.segmenter import Part
     from hls_packager.server import HlsRegistry, Packager, RenditionOutput
+
+log = logging.getLogger(__name__)
 
 PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_CONTENT_TYPE = "video/mp4"
@@ -351,17 +354,38 @@ class Signal:
 
     An `asyncio.Condition` hands its lock from waiter to waiter: a thousand blocked playlist
     requests need a thousand loop passes before the last one may even look at the new part.
-    Here all waiters await one future, and `fire()` wakes them in a single pass."""
+    Here coroutines await one shared future, and callback waiters (the edge listener's blocked
+    requests: no task each) are called in the same pass; `fire()` wakes them all."""
 
-    __slots__ = ("_fut",)
+    __slots__ = ("_callbacks", "_fut")
 
     def __init__(self) -> None:
         self._fut: asyncio.Future[None] | None = None
+        self._callbacks: list[Callable[[], bool]] = []
 
     def fire(self) -> None:
         fut, self._fut = self._fut, None
         if fut is not None and not fut.done():
             fut.set_result(None)
+        if self._callbacks:
+            callbacks, self._callbacks = self._callbacks, []
+            for cb in callbacks:
+                try:
+                    done = cb()
+                except Exception:  # one broken waiter must not leave the others hanging
+                    log.exception("HLS waiter failed")
+                    done = True
+                if not done:  # wait for the next fire
+                    self._callbacks.append(cb)
+
+    def subscribe(self, callback: Callable[[], bool]) -> None:
+        """Call `callback()` on every `fire()` until it returns True (done; a waiter that gave
+        up returns True at the next fire, so nothing is ever searched for and removed)."""
+        self._callbacks.append(callback)
+
+    @property
+    def waiters(self) -> int:
+        return len(self._callbacks)
 
     async def wait(self, timeout: float) -> bool:
         """Until the next `fire()` (True) or `timeout` seconds (False)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hls_packager.edge import HlsEdge
 from hls_packager.server import HLS_REGISTRY, HlsRegistry, register_hls_routes
 from switcher.scale import encode_jpeg
 from web_console.api import register_switcher_routes
@@ -335,6 +336,8 @@ def create_app(config: Config, *, data_dir: Path | None = None,
     app[ADMIN_TOKEN] = resolve_admin_token(config, data)
     # HLS first: its cleanup (stop every packager) then runs after the productions' own
     register_hls_routes(app, HlsRegistry(data_dir=data, config=config.hls))
+    if config.server.hls_port:
+        app.cleanup_ctx.append(_hls_edge)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         store = SqliteStore(data / "scenecloud.db")
@@ -376,5 +379,21 @@ def create_app(config: Config, *, data_dir: Path | None = None,
     # /metrics (Prometheus) and /api/productions/{id}/latency
     register_observe_routes(app)
     # the three faces: /console/{id}, /scene/{id}, /go/{id}
-    register_pages(app)
+    register_pages(app, hls_port=config.server.hls_port,
+                   hls_public_url=config.server.hls_public_url)
     return app
+
+
+HLS_EDGE = web.AppKey("hls_edge", HlsEdge)
+
+
+async def _hls_edge(app: web.Application) -> AsyncIterator[None]:
+    """The HLS edge listener (server.hls_port) over the app's HLS registry, for the app's
+    lifetime."""
+    cfg = app[CONFIG].server
+    edge = HlsEdge(app[HLS_REGISTRY])
+    await edge.start(cfg.host, cfg.hls_port)
+    app[HLS_EDGE] = edge
+    log.info("HLS edge listening on %s:%d", cfg.host, cfg.hls_port)
+    yield
+    await edge.close()

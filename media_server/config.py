@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -58,9 +59,23 @@ class ServerConfig:
     # Access log: "all", "api" (everything but the high-rate /hls/ and /static/ requests — a
     # thousand LL-HLS viewers make ten thousand requests a second) or "off".
     access_log: str = "api"
+    # A second listener that serves only /hls/ with a lean HTTP/1.1 server (the HLS edge,
+    # hls_packager/edge.py): thousands of LL-HLS viewers on one core. 0 = off (HLS is served
+    # on the main port only). Scene pages then load the stream from this port.
+    hls_port: int = 0
+    # Base URL scene pages load HLS from when it is not this server's own origin or hls_port,
+    # e.g. "https://cdn.example.com" (a CDN or TLS proxy in front of the edge). Empty = derive.
+    hls_public_url: str = ""
 
     def __post_init__(self) -> None:
         _check_range("port", self.port, 0, 65535)
+        _check_range("hls_port", self.hls_port, 0, 65535)
+        if self.hls_port and self.hls_port == self.port:
+            raise ConfigError("hls_port: must differ from port")
+        if self.hls_public_url and not re.match(r"^https?://[^/\s?#]+$",
+                                                self.hls_public_url.rstrip("/")):
+            raise ConfigError(f"hls_public_url: {self.hls_public_url!r} must be "
+                              "http(s)://host[:port] (no path)")
         _check_range("max_json_bytes", self.max_json_bytes, 1024, 16 * 1024 * 1024)
         if self.admin_token and len(self.admin_token) < 16:
             raise ConfigError("admin_token: must be at least 16 characters (or empty)")

@@ -76,17 +76,22 @@ class StaticFiles:
 class Pages:
     static: StaticFiles
     templates: dict[str, str]
+    hls_port: int = 0  # the HLS edge listener's port (0: HLS on this origin)
+    hls_public_url: str = ""  # where scene pages load HLS from, when set
 
 
 PAGES_KEY = web.AppKey("web_pages", Pages)
 
 
-def register_pages(app: web.Application, static_root: Path | None = None) -> None:
-    """Add the page and static routes (idempotent: a second call does nothing)."""
+def register_pages(app: web.Application, static_root: Path | None = None, *,
+                   hls_port: int = 0, hls_public_url: str = "") -> None:
+    """Add the page and static routes (idempotent: a second call does nothing). With
+    `hls_port` (the HLS edge listener) or `hls_public_url`, scene pages load HLS from there."""
     if PAGES_KEY in app:
         return
     templates = {name: (TEMPLATE_DIR / f"{name}.html").read_text("utf-8") for name in PAGES}
-    app[PAGES_KEY] = Pages(StaticFiles(static_root or STATIC_DIR), templates)
+    app[PAGES_KEY] = Pages(StaticFiles(static_root or STATIC_DIR), templates, hls_port,
+                           hls_public_url.rstrip("/"))
     r = app.router
     for name in PAGES:
         r.add_get(f"/{name}/{{production}}", _page_handler(name))
@@ -102,15 +107,36 @@ def _page_handler(name: str) -> Callable[[web.Request], Awaitable[web.Response]]
         pages = request.app[PAGES_KEY]
         hls = (vendor_url(request.app) if VENDOR_ASSETS in request.app
                else "/static/vendor/hls.min.js")
+        base = hls_base(request, pages) if name == "scene" else ""
         text = (pages.templates[name]
                 .replace("{{static}}", f"/static/web/{pages.static.version}")
                 .replace("{{hls}}", html.escape(hls))
+                .replace("{{hls_base}}", html.escape(base))
                 .replace("{{production}}", html.escape(pid)))
+        headers = PAGE_HEADERS
+        if base:  # the stream comes from another origin: let the page fetch and play it
+            csp = (PAGE_HEADERS["Content-Security-Policy"]
+                   .replace("media-src 'self'", f"media-src 'self' {base}")
+                   .replace("connect-src 'self'", f"connect-src 'self' {base}"))
+            headers = {**PAGE_HEADERS, "Content-Security-Policy": csp}
         return web.Response(text=text, content_type="text/html", charset="utf-8",
-                            headers=PAGE_HEADERS)
+                            headers=headers)
 
     handler.__name__ = f"{name}_page"
     return handler
+
+
+def hls_base(request: web.Request, pages: Pages) -> str:
+    """Origin scene pages load /hls/ from: `hls_public_url`, else the HLS edge's port on the
+    host the viewer used, else "" (this page's own origin)."""
+    if pages.hls_public_url:
+        return pages.hls_public_url
+    if pages.hls_port:
+        host = request.url.host or "localhost"
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        return f"{request.scheme}://{host}:{pages.hls_port}"
+    return ""
 
 
 async def _static_file(request: web.Request) -> web.Response:

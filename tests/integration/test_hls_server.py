@@ -1,4 +1,7 @@
-"""LL-HLS over real HTTP: a real Packager (libx264 + AAC) fed synthetic program frames."""
+"""LL-HLS over real HTTP: a real Packager (libx264 + AAC) fed synthetic program frames.
+
+Every test runs twice: against the aiohttp routes of the main port and against the HLS edge
+listener (hls_packager/edge.py); both must answer alike."""
 
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ import av
 import m3u8
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from hls_packager.config import HlsConfig, RenditionConfig
+from hls_packager.edge import HlsEdge
 from hls_packager.fmp4 import iter_boxes
 from hls_packager.server import HlsRegistry, Packager, register_hls_routes
 from hls_packager.testing import make_program_frame
@@ -65,12 +70,48 @@ class Feeder:
             self._thread.join(5)
 
 
+class EdgeClient:
+    """The slice of aiohttp's TestClient the tests use, over the HLS edge listener."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session, self.base = session, base
+
+    def get(self, path: str, **kw):
+        return self.session.get(self.base + path, **kw)
+
+    def make_url(self, path: str) -> URL:
+        return URL(self.base + path)
+
+
+@pytest.fixture(params=["main", "edge"])
+async def serve_hls(request, aiohttp_client):
+    """serve_hls(registry) -> a client of /hls/ on the main port (aiohttp) or on the edge."""
+    edges: list[HlsEdge] = []
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def make(registry: HlsRegistry):
+        if request.param == "main":
+            app = web.Application()
+            register_hls_routes(app, registry)
+            return await aiohttp_client(app)
+        edge = HlsEdge(registry)
+        port = await edge.start("127.0.0.1", 0)
+        edges.append(edge)
+        session = aiohttp.ClientSession()
+        sessions.append(session)
+        return EdgeClient(session, f"http://127.0.0.1:{port}")
+
+    yield make
+    for session in sessions:
+        await session.close()
+    for edge in edges:
+        await edge.close()
+
+
 @pytest.fixture
-async def hls(aiohttp_client, tmp_path):
+async def hls(serve_hls, tmp_path):
     registry = HlsRegistry(tmp_path)
-    app = web.Application()
-    register_hls_routes(app, registry)
-    client = await aiohttp_client(app)
+    client = await serve_hls(registry)
     packager = registry.create("prod1", FPS, small_config())
     packager.start()
     feeder = Feeder(packager)
@@ -241,11 +282,9 @@ async def test_advance_part_limit_and_part_index_past_the_last(hls):
     await p.aclose()
 
 
-async def test_expired_part_404_and_delta_update(aiohttp_client, tmp_path):
+async def test_expired_part_404_and_delta_update(serve_hls, tmp_path):
     registry = HlsRegistry(tmp_path)
-    app = web.Application()
-    register_hls_routes(app, registry)
-    client = await aiohttp_client(app)
+    client = await serve_hls(registry)
     packager = registry.create("p", FPS, small_config(renditions=SMALL[1:]))
     packager.start()
     feeder = Feeder(packager)
@@ -278,11 +317,9 @@ async def test_expired_part_404_and_delta_update(aiohttp_client, tmp_path):
     await packager.aclose()
 
 
-async def test_replay_after_stop_and_restart(aiohttp_client, tmp_path):
+async def test_replay_after_stop_and_restart(serve_hls, tmp_path):
     registry = HlsRegistry(tmp_path)
-    app = web.Application()
-    register_hls_routes(app, registry)
-    client = await aiohttp_client(app)
+    client = await serve_hls(registry)
     packager = registry.create("p", FPS, small_config(renditions=SMALL[1:]))
     packager.start()
     feeder = Feeder(packager)
@@ -307,9 +344,7 @@ async def test_replay_after_stop_and_restart(aiohttp_client, tmp_path):
 
     # a new server process over the same data dir serves the replay
     registry2 = HlsRegistry(tmp_path)
-    app2 = web.Application()
-    register_hls_routes(app2, registry2)
-    client2 = await aiohttp_client(app2)
+    client2 = await serve_hls(registry2)
     text2 = await get_playlist(client2, "/hls/p/lo/index.m3u8")
     assert text2 == text
     mv = await get_playlist(client2, "/hls/p/index.m3u8")

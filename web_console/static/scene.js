@@ -9,7 +9,10 @@ import { productionId } from './common.js';
 const pid = productionId();
 const $ = (id) => document.getElementById(id);
 const video = $('video');
-const MULTIVARIANT = `/hls/${encodeURIComponent(pid)}/index.m3u8`;
+// The server names another origin for HLS when it runs the HLS edge (server.hls_port) or sits
+// behind a CDN (server.hls_public_url); otherwise the stream is on this page's origin.
+const HLS_BASE = document.querySelector('meta[name="hls-base"]')?.content || '';
+const MULTIVARIANT = `${HLS_BASE}/hls/${encodeURIComponent(pid)}/index.m3u8`;
 const PROBE_WAITING_MS = 2000;
 const PROBE_LIVE_MS = 5000;
 const STALL_MS = 6000;
