@@ -19,6 +19,7 @@ import aiohttp
 import numpy as np
 import pytest
 
+from media_server.web import CONFIG
 from tests.conftest import ADMIN, make_config
 from tests.e2e.pages_helpers import (
     COLORS,
@@ -54,7 +55,22 @@ class Site:
 
 @pytest.fixture
 async def site(aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[Site]:
-    app = pages_app(make_config(), data_dir=tmp_path / "data")
+    async for s in _site(aiohttp_server, tmp_path, make_config()):
+        yield s
+
+
+@pytest.fixture
+async def edge_site(aiohttp_server: Any, tmp_path: Path) -> AsyncIterator[Site]:
+    """A server whose HLS is on the edge listener (server.hls_port): another origin."""
+    from benchmarks.common import free_port
+
+    cfg = make_config().replace("server", hls_port=free_port())
+    async for s in _site(aiohttp_server, tmp_path, cfg):
+        yield s
+
+
+async def _site(aiohttp_server: Any, tmp_path: Path, config: Any) -> AsyncIterator[Site]:
+    app = pages_app(config, data_dir=tmp_path / "data")
     srv = await aiohttp_server(app)
     url = str(srv.make_url("")).rstrip("/")
     async with aiohttp.ClientSession() as http:
@@ -345,6 +361,21 @@ async def _video_advances(page: Any, seconds: float = 4.0) -> tuple[float, float
 
 @pytest.mark.slow
 async def test_scene_page_plays_with_hlsjs_then_replay(site: Site, browser: Any) -> None:
+    await _plays_with_hlsjs_then_replay(site, browser)
+
+
+async def test_scene_page_plays_from_the_hls_edge(edge_site: Site, browser: Any) -> None:
+    """With server.hls_port the page loads HLS cross-origin from the edge listener: its CSP
+    and the edge's CORS must let hls.js fetch playlists and parts there."""
+    requested: list[str] = []
+    await _plays_with_hlsjs_then_replay(edge_site, browser, requested)
+    port = edge_site.app[CONFIG].server.hls_port
+    hls = [u for u in requested if "/hls/" in u]
+    assert hls and all(f":{port}/hls/" in u for u in hls), hls[:5]
+
+
+async def _plays_with_hlsjs_then_replay(site: Site, browser: Any,
+                                        requested: list[str] | None = None) -> None:
     if VendorAssets().read("hls.min.js") is None:
         pytest.fail("node_modules/hls.js is missing: run `make setup` (npm ci)")
     await _with_sources(site, "green")
@@ -353,6 +384,8 @@ async def test_scene_page_plays_with_hlsjs_then_replay(site: Site, browser: Any)
                                     has_touch=True)
     page = await ctx.new_page()
     errs = _errors(page)
+    if requested is not None:
+        page.on("request", lambda r: requested.append(r.url))
     await page.goto(f"{site.url}/scene/{PID}?player=hlsjs")
     await page.wait_for_function(
         "() => document.getElementById('video').currentTime > 1",
