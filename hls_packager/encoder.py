@@ -177,11 +177,16 @@ class RenditionEncoder:
     def _audio_packets(self, packets) -> list[EncodedAudio]:
         out = []
         for p in packets:
-            # Decode times from the frame count: the encoder's priming frame (pts -1024) goes
-            # first, so audio presents 1024 samples (21 ms) after its video (no edit list).
-            t = (self._audio_base or 0) + self._audio_out * AAC_FRAME
+            # The encoder's priming frame (pts -1024: the AAC encoder delay) is not sent:
+            # timed from the packets' own pts, audio sample s of the run presents at exactly
+            # the media time of the video frame it came with. Keeping the priming frame (with
+            # no edit list, which players ignore anyway) put all audio 1024 samples (21 ms)
+            # behind its video. Only the very first 21 ms of a run decode imperfectly without
+            # it, which a viewer joining later never sees either.
+            if p.pts is None or p.pts < 0:
+                continue
             self._audio_out += 1
-            out.append(EncodedAudio(t, bytes(p)))
+            out.append(EncodedAudio((self._audio_base or 0) + int(p.pts), bytes(p)))
         return out
 
     def flush(self, last_index: int) -> EncodedFrame:
