@@ -43,6 +43,7 @@ from .store import ID_RE
 log = logging.getLogger(__name__)
 
 SDP_TYPE = "application/sdp"
+TASK_END_TIMEOUT_S = 2.0  # receive tasks get this long to end after their session closes
 
 
 @dataclass
@@ -54,6 +55,7 @@ class WhipSession:
     etag: str
     created_at: float = field(default_factory=time.time)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    tracks: list[MediaStreamTrack] = field(default_factory=list)
     closed: bool = False
     ending: bool = False
 
@@ -62,16 +64,38 @@ class WhipSession:
         return f"/whip/{self.runtime.id}/{self.source.id}/{self.id}"
 
     async def close(self) -> None:
+        """Close the peer connection, then let the receive tasks end by themselves.
+
+        They are not cancelled while they wait for a frame: a task cancelled there keeps its
+        frame (and with it this session, its Source, the Source's last video frames and audio
+        resampler, a filter graph with threads of its own) in a reference cycle through the
+        CancelledError's traceback and asyncio's queue getter — freed only by a full cyclic
+        GC, which can take hours on a server. Instead each track gets the end-of-stream
+        marker (None, as aiortc's decoder thread sends when its receiver stops), so the tasks
+        return and everything is freed by reference counting when the source is replaced."""
         if self.closed:
             return
         self.closed = True
         self.source.set_state("ended")
-        for t in self.tasks:
-            t.cancel()
-        # shielded: a caller cancelled while aiortc closes must not cancel aiortc's own
-        # close future (aiortc then fails its close task with InvalidStateError)
-        with contextlib.suppress(Exception):
-            await asyncio.shield(self.pc.close())
+        current = asyncio.current_task()
+        try:
+            # shielded: a caller cancelled while aiortc closes must not cancel aiortc's own
+            # close future (aiortc then fails its close task with InvalidStateError)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.pc.close())
+            for track in self.tracks:
+                queue = getattr(track, "_queue", None)
+                if queue is not None:
+                    queue.put_nowait(None)
+            pending = [t for t in self.tasks if t is not current and not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=TASK_END_TIMEOUT_S)
+        finally:
+            for t in self.tasks:
+                if t is not current and not t.done():
+                    t.cancel()
+            self.tasks.clear()
+            self.tracks.clear()
 
 
 class WhipService:
@@ -112,6 +136,7 @@ class WhipService:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            session.tracks.append(track)
             clock = SenderClock(90000 if track.kind == "video" else 48000)
             for t in pc.getTransceivers():
                 if t.receiver.track is track:

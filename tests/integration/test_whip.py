@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 
@@ -140,6 +142,52 @@ async def test_reconnect_replaces_old_session(server: Server) -> None:
         await first.close()
         if second:
             await second.close()
+
+
+@pytest.mark.slow
+async def test_ended_session_is_freed_without_the_cyclic_gc(server: Server) -> None:
+    """An ended session, its Source (last video frames, audio resampler: a filter graph with
+    threads of its own) go away by reference counting once a reconnect replaces the source;
+    none of them may wait in a reference cycle for the cyclic GC (which can take hours on a
+    busy server: native memory grew per reconnect)."""
+    from media_server.web import WHIP
+
+    prod = await server.create_production()
+    d, p = prod["director_token"], prod["publish_token"]
+    url = f"{server.url}/whip/quake/phone"
+    gc.collect()
+    gc.disable()
+    try:
+        first = await aiortc_publish(server.http, url, p)
+        second = None
+        try:
+            assert first.status == 201
+
+            async def has_media() -> bool:
+                s = await source_stats(server, "quake", d, "phone")
+                return bool(s and s["frames_received"] > 3 and s["audio_frames_received"] > 3)
+
+            await wait_for(has_media, 20, "first session frames and audio")
+            (session,) = server.app[WHIP].sessions.values()
+            assert session.source._resampler is not None  # audio arrived: it has one
+            refs = {"session": weakref.ref(session), "source": weakref.ref(session.source)}
+            del session
+            async with server.http.delete(server.url + first.location,
+                                          headers={"Authorization": f"Bearer {p}"}) as r:
+                assert r.status == 200
+            await first.close()
+            # the publisher comes back under the same name: the ended source is replaced
+            second = await aiortc_publish(server.http, url, p)
+            assert second.status == 201
+            await wait_for(has_media, 20, "second session frames and audio")
+            await wait_for(lambda: all(r() is None for r in refs.values()), 5,
+                           "the ended session freed by reference counting")
+        finally:
+            await first.close()
+            if second:
+                await second.close()
+    finally:
+        gc.enable()
 
 
 class TestSessionLifetime:
