@@ -69,6 +69,8 @@ class HlsEdge:
         self._date = b""
         self._date_at = 0.0
         self._heads: dict[tuple, bytes] = {}  # response head after the Date line, per kind
+        # whole responses lately built: (id(body), kind) -> (body, date line, bytes)
+        self.responses_built: dict[tuple, tuple[bytes, bytes, bytes]] = {}
         self._sweeper: asyncio.Task | None = None
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
@@ -401,6 +403,13 @@ class _Connection(asyncio.Protocol):
             transport.close()
 
     # -- responses ------------------------------------------------------------------------
+    def _head_of(self, reply: Reply, keep_alive: bool) -> bytes:
+        headers = {"Content-Type": reply.content_type_header, **reply.headers()}
+        if reply.status == 405:
+            headers["Allow"] = _ALLOW
+        return (self.edge.head(reply.status, headers, keep_alive)
+                + b"Content-Length: %d\r\n\r\n" % len(reply.body))
+
     def _count(self, status: int) -> None:
         r = self.edge.responses
         r[status] = r.get(status, 0) + 1
@@ -410,18 +419,26 @@ class _Connection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         self._last = time.monotonic()
+        edge = self.edge
         if reply.status == 204:
-            head = self.edge.head(204, _PREFLIGHT, keep_alive) + b"\r\n"
+            transport.write(edge.head(204, _PREFLIGHT, keep_alive) + b"\r\n")
+        elif head_only or not reply.body:
+            transport.write(self._head_of(reply, keep_alive))
         else:
-            headers = {"Content-Type": reply.content_type_header, **reply.headers()}
-            if reply.status == 405:
-                headers["Allow"] = _ALLOW
-            head = (self.edge.head(reply.status, headers, keep_alive)
-                    + b"Content-Length: %d\r\n\r\n" % len(reply.body))
-        if head_only or not reply.body:
-            transport.write(head)
-        else:
-            transport.writelines((head, reply.body))
+            # A thousand viewers get the same playlist, then the same part: the whole response
+            # is built once (per body, kind and second) and then only written.
+            key = (id(reply.body), reply.status, reply.content_type, reply.cache,
+                   reply.retry_after, keep_alive)
+            hit = edge.responses_built.get(key)
+            date = edge.date_line()
+            if hit is not None and hit[0] is reply.body and hit[1] is date:
+                transport.write(hit[2])
+            else:
+                blob = self._head_of(reply, keep_alive) + reply.body
+                if len(edge.responses_built) >= 16:
+                    edge.responses_built.clear()
+                edge.responses_built[key] = (reply.body, edge.date_line(), blob)
+                transport.write(blob)
         self._count(reply.status)
         if reply.delivered is not None:
             reply.delivered()
