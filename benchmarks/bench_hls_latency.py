@@ -26,6 +26,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,18 +53,18 @@ def pct(values: list[float], q: float) -> float | None:
 class FfmpegHls:
     """FFmpeg's hls muxer (1 s fMP4 segments) in its own thread, fed the same frames.
 
-    Frames of another size are scaled with the muxer's own reformatter (a new frame); with
-    `copy`, frames of the same size are copied first, so a program frame shared with other
-    threads (our packager's encoders) is never touched by this encoder. `latencies`: capture
-    mark -> the playlist listing the frame's segment is written (frames without a capture mark
-    are left out); `cpu_s`: CPU time of this thread (all of the encoder's with `threads=1`;
-    0 = x264's own thread count)."""
+    It encodes its own copy of each frame (scaled by its own reformatter when the size
+    differs): program frames are shared with other threads -- our packager's encoders set
+    `pict_type` on them to force their keyframes, and a scaled frame would inherit it -- so its
+    keyframes come from its own clock only: a forced IDR at each second of the output's frame
+    index (as ours). `latencies`: capture mark -> the playlist listing the frame's segment is
+    written (frames without a capture mark are left out); `cpu_s`: CPU time of this thread
+    (all of the encoder's with `threads=1`; 0 = x264's own thread count)."""
 
     def __init__(self, outdir: Path, preset: str, *, width: int = W, height: int = H,
-                 fps: int = FPS, bitrate: int = 2_500_000, copy: bool = False,
-                 threads: int = 0) -> None:
+                 fps: int = FPS, bitrate: int = 2_500_000, threads: int = 0) -> None:
         self.playlist = outdir / "index.m3u8"
-        self.width, self.height, self.fps, self.copy = width, height, fps, copy
+        self.width, self.height, self.fps = width, height, fps
         self.out = av.open(str(self.playlist), "w", format="hls", options={
             "hls_time": "1", "hls_list_size": "7", "hls_segment_type": "fmp4",
             "hls_flags": "independent_segments+temp_file",
@@ -74,15 +75,18 @@ class FfmpegHls:
         s.codec_context.time_base = Fraction(1, fps)
         s.codec_context.thread_count = threads
         s.codec_context.options = {
-            "preset": preset, "tune": "zerolatency",
+            "preset": preset, "tune": "zerolatency", "forced-idr": "1",
             "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0:bframes=0",
         }
         self.stream = s
         self._scaler = VideoReformatter()
+        self._origin: int | None = None
+        self._segment: int | None = None
         self.captured: list[float | None] = []
         self.latencies: list[float] = []
         self.cpu_s = 0.0
         self.segments_listed = 0
+        self.durations: list[float] = []  # EXTINF of each segment listed, in order
         self._listed_frames = 0
         self._listed_segments = 0
         self._queue: list[ProgramFrame | None] = []
@@ -124,9 +128,14 @@ class FfmpegHls:
         f = pf.video
         if (f.width, f.height, f.format.name) != (self.width, self.height, "yuv420p"):
             f = self._scaler.reformat(f, self.width, self.height, "yuv420p")
-        elif self.copy:
+        else:
             f = av.VideoFrame.from_ndarray(np.concatenate(
                 [p.reshape(-1, f.width) for p in yuv420p_planes(f)]), format="yuv420p")
+        if self._origin is None:
+            self._origin = pf.index
+        seg = (pf.index - self._origin) // self.fps
+        f.pict_type = PictureType.I if seg != self._segment else PictureType.NONE
+        self._segment = seg
         f.pts, f.time_base = pf.index, Fraction(1, self.fps)
         return f
 
@@ -145,6 +154,7 @@ class FfmpegHls:
         now = time.time()
         new = durs[len(durs) - (total - self._listed_segments):]
         self._listed_segments = self.segments_listed = total
+        self.durations += new
         frames = round(sum(new) * self.fps)
         for t in self.captured[self._listed_frames : self._listed_frames + frames]:
             if t is not None:

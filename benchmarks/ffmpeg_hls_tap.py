@@ -9,8 +9,9 @@ Two halves:
   muxer, 1 s fMP4 segments; one x264 thread, so its CPU time can be told apart from the
   server's) writing `DIR/<production>/index.m3u8`. A benchmark-only launcher:
   it wraps `ProductionRuntime.start` in its own process, the product is not changed.
-  `DIR/<production>/tap.json` (rewritten once per listed segment): frames encoded, CPU seconds
-  of the tap's encoder thread, and the server-side latency capture → listed.
+  `DIR/<production>/tap.json` (rewritten once per listed segment): frames encoded, segment
+  durations, CPU seconds of the tap's encoder thread, and the server-side latency capture →
+  listed.
 
 * the client side: `DirReader` polls that playlist like a player that has no blocking reload
   (every `interval` s), reads each newly listed segment once (init + segment) and decodes it
@@ -54,7 +55,7 @@ def install(tap_dir: Path, width: int, height: int, bitrate: int, preset: str) -
         outdir = tap_dir / self.id
         outdir.mkdir(parents=True, exist_ok=True)
         ff = FfmpegHls(outdir, preset, width=width, height=height, fps=self.production.fps,
-                       bitrate=bitrate, copy=True, threads=1)  # its CPU: one thread's
+                       bitrate=bitrate, threads=1)  # its CPU: one thread's
         q = self.switcher.add_output("ffmpeg-hls", self.config.switcher.output_queue_frames)
 
         def pump() -> None:
@@ -77,7 +78,7 @@ def install(tap_dir: Path, width: int, height: int, bitrate: int, preset: str) -
 def write_stats(outdir: Path, ff: Any) -> None:
     lat = list(ff.latencies)
     stats = {"frames": len(ff.captured), "segments_listed": ff.segments_listed,
-             "cpu_s": round(ff.cpu_s, 3),
+             "cpu_s": round(ff.cpu_s, 3), "segment_s": [round(d, 3) for d in ff.durations],
              "listed_ms": {"p50": _ms(percentile(lat, 0.5)), "p95": _ms(percentile(lat, 0.95)),
                            "count": len(lat)}}
     tmp = outdir / (TAP_STATS + ".tmp")
