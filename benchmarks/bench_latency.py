@@ -34,7 +34,9 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +128,19 @@ def run_point(name: str, cfg: str, *, inputs: int, seconds: float, port: int,
                     reader = DirReader(tap_dir / "lab" / "index.m3u8", region,
                                        FFMPEG_POLL_S).start()
                 tap0 = (read_stats(tap_dir / "lab") or {}) if reader else {}
+                # the server's stages while the probe still publishes: once its source stops,
+                # the program repeats its last frame with that frame's old marks until "signal
+                # lost" (2 s), and those repeats would count as switcher waits of up to 2 s
+                live: dict[str, Any] = {}
+                snap = threading.Timer(seconds - 0.5, snapshot, (base, d, live))
+                snap.start()
                 cpu0, t0 = proc_cpu(spid), time.monotonic()
-                res = subprocess.run(args, env=probe_env, cwd=ROOT, capture_output=True,
-                                     timeout=seconds + 90)
+                try:
+                    res = subprocess.run(args, env=probe_env, cwd=ROOT, capture_output=True,
+                                         timeout=seconds + 90)
+                finally:
+                    snap.cancel()
+                    snap.join()
                 wall = time.monotonic() - t0
                 # the tap's figure is rewritten once a segment: up to 1 s stale
                 tap = (read_stats(tap_dir / "lab") or {}) if reader else {}
@@ -136,9 +148,8 @@ def run_point(name: str, cfg: str, *, inputs: int, seconds: float, port: int,
                 cpu = (proc_cpu(spid) - cpu0 - tap_cpu) / wall
                 if res.returncode != 0:
                     return {"name": name, "inputs": inputs, "error": res.stderr.decode()[-500:]}
-                # at once: once the probe's source has stopped, the program repeats its last
-                # frame with that frame's old marks (switcher_wait and total grow with it)
-                stages = http("GET", f"{base}/api/productions/lab/latency", d)
+                stages = live.get("latency") or http(
+                    "GET", f"{base}/api/productions/lab/latency", d)
                 if reader is not None:
                     time.sleep(2.5)  # FFmpeg's last segment with stamped frames: ≤ 1 s + muxing
                 report = json.loads(res.stdout)
@@ -146,7 +157,9 @@ def run_point(name: str, cfg: str, *, inputs: int, seconds: float, port: int,
                        "load_avg_before": [round(v, 2) for v in load0],
                        "load_avg_after": [round(v, 2) for v in os.getloadavg()],
                        "probe": report, "server_stages": stages["renditions"],
-                       "stage_spread": probe_report.stage_spread(stages)}
+                       "server_stages_when": "live" if live.get("latency") else "after",
+                       "stage_spread": probe_report.stage_spread(stages),
+                       "stage_buckets": live.get("buckets")}
                 if reader is not None:
                     reader.stop()
                     out["ffmpeg_hls"] = ffmpeg_figures(reader, tap, tap_cpu / wall,
@@ -158,6 +171,43 @@ def run_point(name: str, cfg: str, *, inputs: int, seconds: float, port: int,
                 if reader is not None:
                     reader.stop()
                 stop_all(pubs)
+
+
+def snapshot(base: str, director: str, into: dict[str, Any]) -> None:
+    """The latency document and the stage histograms' buckets (/metrics), now."""
+    try:
+        into["latency"] = http("GET", f"{base}/api/productions/lab/latency", director)
+        req = urllib.request.Request(f"{base}/metrics",
+                                     headers={"Authorization": f"Bearer {ADMIN}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            into["buckets"] = stage_buckets(r.read().decode())
+    except OSError:
+        pass
+
+
+def stage_buckets(text: str) -> dict[str, dict[str, dict[str, int]]]:
+    """Per rendition and stage, how many frames fell in each histogram bucket (not
+    cumulative), keyed by the bucket's upper bound in ms, from Prometheus text."""
+    cum: dict[str, dict[str, list[tuple[float, int]]]] = {}
+    for line in text.splitlines():
+        if not line.startswith("scenecloud_stage_latency_seconds_bucket{"):
+            continue
+        labels, value = line[line.index("{") + 1:].rsplit("} ", 1)
+        lab = dict(kv.split("=", 1) for kv in labels.split(","))
+        lab = {k: v.strip('"') for k, v in lab.items()}
+        le = float("inf") if lab["le"] == "+Inf" else float(lab["le"])
+        cum.setdefault(lab["rendition"], {}).setdefault(lab["stage"], []).append(
+            (le, int(float(value))))
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for rend, stages in cum.items():
+        for stage, pairs in stages.items():
+            pairs.sort()
+            prev, b = 0, {}
+            for le, c in pairs:
+                b["inf" if le == float("inf") else f"{le * 1000:g}"] = c - prev
+                prev = c
+            out.setdefault(rend, {})[stage] = b
+    return out
 
 
 def ffmpeg_figures(reader: DirReader, tap: dict[str, Any], cpu_cores: float,
@@ -172,6 +222,7 @@ def ffmpeg_figures(reader: DirReader, tap: dict[str, Any], cpu_cores: float,
             "frames_lost": s["frames_lost"], "frames_frozen": s["frames_frozen"],
             "frames_stamped": s["frames_stamped"], "segments_read": reader.segments,
             "server_listed_ms": tap.get("listed_ms"),  # capture -> playlist lists it
+            "segments_over_1_1_s": [d for d in tap.get("segment_s", []) if d > 1.1],
             "encoder_cpu_cores": round(cpu_cores, 2)}
 
 
