@@ -71,6 +71,13 @@ async def test_probe_measures_glass_to_glass(server: Server, tmp_path: Path) -> 
     assert abs(s["av_offset_ms"]["p50"]) < 1000
     assert s["publisher"]["frames"] > 150
     assert Image.open(png).size[0] > 100
+    # the server's stages and their spread (p95 / p50) for the rendition watched
+    sp = s["stage_spread"]
+    rows = {r["stage"]: r for r in sp["rows"] if r["rendition"] == "180p"}
+    assert {"ingest", "switcher_wait", "encode", "packaging", "total"} <= set(rows)
+    assert all(r["ratio"] is None or r["ratio"] >= 1 for r in rows.values())
+    assert set(sp["over"]) <= {f"{r['rendition']}/{r['stage']}" for r in sp["rows"]}
+    print("stage spread:", {k: r["ratio"] for k, r in rows.items()}, "over:", sp["over"])
     # the probe cut its source to program
     state = await server.production(prod["id"], prod["director_token"])
     assert state["program"] == {"source": "probe"}
