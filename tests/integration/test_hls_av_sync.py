@@ -13,6 +13,7 @@ import numpy as np
 from hls_packager.config import HlsConfig, RenditionConfig
 from hls_packager.server import Packager
 from switcher.program import ProgramFrame, samples_for_frame
+from tests.utils import wait_for
 
 FPS = 30
 FLASH = 47  # the program frame with the flash and the click (not on a part boundary)
@@ -55,8 +56,8 @@ async def test_click_and_flash_of_one_frame_play_together():
     p.start()
     worker = p._pipelines["lo"].worker
     for i in range(3 * FPS):
-        while i - worker.encoded >= 32:  # stay well inside the queue: no frame is dropped
-            await asyncio.sleep(0.005)
+        # stay well inside the queue: no frame is dropped
+        await wait_for(lambda i=i: i - worker.encoded < 32, 10, "the encoder")
         p.push(frame(i))
     await p.aclose()
     assert worker.dropped == 0
