@@ -195,6 +195,7 @@ class Switcher:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_program: av.VideoFrame | None = None
+        self._marked: Any = None  # the source frame whose marks went out last
         self._picks: dict[str, Any] = {}
         self._last_preview: av.VideoFrame | None = None
         self._preview_wanted_until = 0.0
@@ -499,8 +500,12 @@ class Switcher:
         changed |= st.finish_frame()
 
         marks: dict[str, float] = {"tick": wall}
-        if shown:
-            item = shown[0]
+        item = shown[0] if shown else None
+        if item is not None and item is not self._marked:
+            # A source frame's own clocks go with the first program frame that shows it; a
+            # repeat (the source is slower than the output, or stalled) is not a new capture,
+            # and its ever older marks would read as an ever longer switcher wait.
+            self._marked = item
             marks["arrived"] = item.arrived
             marks["decoded"] = item.decoded
             if item.captured is not None:

@@ -207,6 +207,20 @@ def test_stall_freezes_then_signal_lost_card_then_recovers(rig):
     assert (planes(pf)[0] == 61).all()
 
 
+def test_source_marks_go_with_a_frame_once_not_with_its_repeats(rig):
+    sw, srcs, _ = rig
+    run(sw, Program(source="cam1"))
+    srcs["cam1"].push_video(yuv_frame(1280, 720, 70), captured=time.time() - 0.1)
+    first = sw.tick()
+    assert {"captured", "arrived", "decoded"} <= first.marks.keys()
+    again = sw.tick()  # no new frame: the same picture is repeated
+    assert (planes(again)[0] == 70).all()
+    assert not {"captured", "arrived", "decoded"} & again.marks.keys()
+    assert {"tick", "composited"} <= again.marks.keys()
+    srcs["cam1"].push_video(yuv_frame(1280, 720, 80))
+    assert "arrived" in sw.tick().marks  # a new frame carries its marks again
+
+
 def test_slow_source_repeats_fast_source_drops_and_scaling_is_cached(rig):
     sw, srcs, _ = rig
     srcs["hd"] = Source("p", "hd", "test")
