@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -22,6 +23,33 @@ from .app import ADMIN_TOKEN, create_app
 from .config import Config, ConfigError, load_config
 
 log = logging.getLogger("scenecloud")
+
+
+M_MMAP_THRESHOLD = -3  # mallopt parameter (glibc malloc.h)
+MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """On glibc, keep malloc's mmap threshold fixed (at its initial 128 KiB).
+
+    By default glibc raises the threshold to the size of the first large mmapped block that is
+    freed (up to 32 MiB). Video frames and codec buffers (~1.4 MB at 720p) are then carved out
+    of the per-thread malloc arenas instead of being mmapped; each new WHIP session's decoder
+    and the encoder threads leave that memory fragmented in their arenas, and glibc keeps it:
+    server RSS rose ~90 MB over the first few reconnects (`benchmarks/bench_whip_churn.py`).
+    With a fixed threshold large blocks are mmapped and go back to the system when freed.
+    An operator's own MALLOC_MMAP_THRESHOLD_ / GLIBC_TUNABLES setting is left alone.
+    Returns True when the setting was applied."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "mmap_threshold" in os.environ.get(
+            "GLIBC_TUNABLES", ""):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        if not hasattr(libc, "gnu_get_libc_version"):
+            return False  # not glibc (musl, macOS): nothing to tune
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -146,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cmd == "probe":
         return run_probe(args)
+    fix_mmap_threshold()
     try:
         cfg = build_config(args)
     except ConfigError as exc:
