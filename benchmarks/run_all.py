@@ -27,6 +27,8 @@ def suite(quick: bool, long: bool) -> list[tuple[str, list[str]]]:
          ["bench_switcher_sustain", "--seconds", "600" if long else "10" if q else "60"]),
         ("WHIP ingest (N x 720p30)",
          ["bench_whip_ingest"] + (["--counts", "0,1,4", "--window", "8"] if q else [])),
+        ("WHIP reconnect churn (server memory per reconnect vs one session)",
+         ["bench_whip_churn"] + (["--quick"] if q else [])),
         ("LL-HLS server latency vs FFmpeg hls muxer",
          ["bench_hls_latency", "--seconds", "8" if q else "20"]),
         ("LL-HLS load (blocking clients)",

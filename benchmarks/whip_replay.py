@@ -47,7 +47,7 @@ def main() -> int:
     while not stop and time.monotonic() - t0 < a.seconds:
         offset = loop * period
         for is_video, data, pts, dts, tb, key in packets:
-            if stop:
+            if stop or time.monotonic() - t0 >= a.seconds:
                 break
             if not is_video and aout is None:
                 continue
