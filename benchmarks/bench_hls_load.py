@@ -84,8 +84,6 @@ def serve(args: argparse.Namespace) -> None:
 
     raise_nofile()
     loop_kind = install_uvloop()
-    if os.environ.get("HLS_LOAD_SWITCH"):
-        sys.setswitchinterval(float(os.environ["HLS_LOAD_SWITCH"]))
     if args.ladder == "small":
         ladder = (RenditionConfig("360p", 640, 360, 600_000, audio_bitrate=96_000),
                   RenditionConfig("180p", 320, 180, 250_000, audio_bitrate=64_000))
@@ -114,7 +112,7 @@ def serve(args: argparse.Namespace) -> None:
         out.publish = publish  # type: ignore[method-assign]
         written: list[tuple[float, float]] = []  # (when, publish -> response written, s)
         out.on_delivery.append(lambda _name, lag: written.append((time.time(), lag)))
-        feeder = RealtimeFeeder(packager.push, FPS, *size).start()
+        feeder = RealtimeFeeder(packager.push, FPS, *size, cycle=FPS).start()
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)

@@ -53,13 +53,17 @@ class RealtimeFeeder:
 
     `push` is anything taking a ProgramFrame (e.g. ``Packager.push``). Frames whose time has
     passed are pushed at once (a late clock catches up), so media time follows the wall clock.
+    With `cycle` > 0 the first `cycle` pictures (and their audio) are made once and repeated,
+    so drawing them costs the process nothing (a load benchmark measures the server, not the
+    synthetic source); at 30 fps a cycle of 30 keeps the 440 Hz tone continuous.
     """
 
     def __init__(self, push: Callable[[ProgramFrame], None], fps: int = 30, width: int = 320,
-                 height: int = 180, start: int = 0) -> None:
+                 height: int = 180, start: int = 0, cycle: int = 0) -> None:
         self._push = push
         self.fps, self.width, self.height = fps, width, height
         self.index = start
+        self._cycle = [make_program_frame(start + i, fps, width, height) for i in range(cycle)]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hls-feeder", daemon=True)
 
@@ -67,11 +71,19 @@ class RealtimeFeeder:
         self._thread.start()
         return self
 
+    def _frame(self, index: int) -> ProgramFrame:
+        if not self._cycle:
+            return make_program_frame(index, self.fps, self.width, self.height)
+        c = self._cycle[index % len(self._cycle)]
+        now = time.time()
+        return ProgramFrame(index, self.fps, c.video, c.audio,
+                            {"captured": now, "tick": now, "composited": now})
+
     def _run(self) -> None:
         t0 = time.monotonic()
         n = 0
         while not self._stop.is_set():
-            self._push(make_program_frame(self.index, self.fps, self.width, self.height))
+            self._push(self._frame(self.index))
             self.index += 1
             n += 1
             self._stop.wait(max(0.0, t0 + n / self.fps - time.monotonic()))
