@@ -111,7 +111,14 @@ def serve(args: argparse.Namespace) -> None:
 
         out.publish = publish  # type: ignore[method-assign]
         written: list[tuple[float, float]] = []  # (when, publish -> response written, s)
-        out.on_delivery.append(lambda _name, lag: written.append((time.time(), lag)))
+        delivered = out.delivered
+
+        def on_delivered(part: Part, requested: float | None = None, orig=delivered) -> None:
+            now = time.time()
+            written.append((now, now - part.marks[-1].get("published", now)))
+            orig(part, requested)
+
+        out.delivered = on_delivered  # type: ignore[method-assign]
         feeder = RealtimeFeeder(packager.push, FPS, *size, cycle=FPS).start()
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

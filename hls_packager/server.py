@@ -181,12 +181,14 @@ class RenditionOutput:
             self.version += 1
         self.notify(parts=changed)
 
-    def delivered(self, part: Part) -> None:
-        """A response carrying `part` has been written (for the delivery-latency figure)."""
+    def delivered(self, part: Part, requested: float | None = None) -> None:
+        """A response carrying `part` has been written (for the delivery-latency figure):
+        the time from when the server could answer — the part's publication, or the request
+        if it came later (a player catching up) — to the write."""
         if self.on_delivery and part.marks:
             published = part.marks[-1].get("published")
             if published is not None:
-                lag = time.time() - published
+                lag = time.time() - max(published, requested or 0.0)
                 for cb in self.on_delivery:
                     cb(self.name, lag)
 

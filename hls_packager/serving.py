@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -111,8 +112,8 @@ def media(data: bytes, delivered: Callable[[], None] | None = None) -> Reply:
     return Reply(200, data, MEDIA_CONTENT_TYPE, CACHE_MEDIA, delivered=delivered)
 
 
-def part_reply(out: RenditionOutput, part: Part) -> Reply:
-    return media(part.data, lambda: out.delivered(part))
+def part_reply(out: RenditionOutput, part: Part, requested: float) -> Reply:
+    return media(part.data, lambda: out.delivered(part, requested))
 
 
 # --------------------------------------------------------------------------- routing
@@ -172,7 +173,7 @@ def _part(p: Packager, out: RenditionOutput, msn: int, idx: int, hold_s: float) 
     w = out.window
     part = w.part(msn, idx)
     if part is not None:
-        return part_reply(out, part)
+        return part_reply(out, part, time.time())
     lp = w.last_part
     ahead = parts_ahead(lp, msn, idx, p.timing.parts_per_segment) if lp else 1
     # RFC 8216bis 6.2.6: a hinted resource must be available for request when its
@@ -180,7 +181,7 @@ def _part(p: Packager, out: RenditionOutput, msn: int, idx: int, hold_s: float) 
     # else that is not there (expired, never hinted, beyond a segment's last part) -> 404.
     if out.ended or w.segment(msn) is not None or w.has(msn, idx) or not 0 < ahead <= 2:
         return error(404, "unknown or expired part")
-    return PartStream(out, msn, idx, hold_s)
+    return PartStream(out, msn, idx, hold_s, time.time())
 
 
 def parts_ahead(last: tuple[int, int], msn: int, idx: int, per_segment: int) -> int:
@@ -291,10 +292,12 @@ async def settle(action: Action) -> Reply | PartStream:
 class PartStream:
     """The preload-hinted part (or the one after it), sent as the encoder produces it."""
 
-    __slots__ = ("hold_s", "idx", "msn", "out")
+    __slots__ = ("hold_s", "idx", "msn", "out", "requested")
 
-    def __init__(self, out: RenditionOutput, msn: int, idx: int, hold_s: float) -> None:
+    def __init__(self, out: RenditionOutput, msn: int, idx: int, hold_s: float,
+                 requested: float) -> None:
         self.out, self.msn, self.idx, self.hold_s = out, msn, idx, hold_s
+        self.requested = requested
 
     async def run(self, start: Callable[[], Awaitable[None]],
                   write: Callable[[bytes], Awaitable[None]]) -> Reply | bool:
@@ -317,9 +320,9 @@ class PartStream:
             part = w.part(msn, idx)
             if part is not None:
                 if not started:
-                    return part_reply(out, part)
+                    return part_reply(out, part, self.requested)
                 await write(part.data[sent_bytes:])
-                out.delivered(part)
+                out.delivered(part, self.requested)
                 return True
             new = out.pending_chunks(msn, idx)[sent_chunks:]
             if new:

@@ -8,7 +8,9 @@ hinted part went out to waiting clients) and `published` (the whole part became 
 per HTTP response, `delivered`. "Available" is the first moment a player can have the frame:
 `chunked` when chunks are streamed, else `published`. Stages are differences of consecutive
 marks, so they add up to the total (captured → available) exactly; `part_complete` (captured →
-published) is what a player that waits for listed parts sees.
+published) is what a player that waits for listed parts sees. `delivery` is the server's own
+HTTP time per part response: from when it could answer (the part's publication, or the request
+when that came later, a player catching up) to the response being written.
 """
 
 from __future__ import annotations
