@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from hls_packager.config import HlsConfig, Timing
 from hls_packager.encoder import EncodedAudio, EncodedFrame
 from hls_packager.fmp4 import iter_boxes
@@ -15,6 +17,28 @@ P = b"\x00\x00\x00\x02\x41\x00"
 def frame(i: int, key: bool, audio_t: int | None = None) -> EncodedFrame:
     audio = [EncodedAudio(audio_t, b"\x21\x00")] if audio_t is not None else []
     return EncodedFrame(i, IDR if key else P, key, audio, {"tick": 1000.0 + i / 30})
+
+
+TIMING_FT = 90000 // 30  # one frame in the video timescale
+
+
+def sample_durations(data: bytes) -> list[int]:
+    """The video (track 1) sample durations of a moof+mdat."""
+    out: list[int] = []
+    for kind, start, end in iter_boxes(data):
+        if kind != "moof":
+            continue
+        for k2, s2, e2 in iter_boxes(data, start, end):
+            if k2 != "traf":
+                continue
+            boxes = {k: (a, b) for k, a, b in iter_boxes(data, s2, e2)}
+            track = struct.unpack_from(">I", data, boxes["tfhd"][0] + 4)[0]
+            t0 = boxes["trun"][0]
+            count = struct.unpack_from(">I", data, t0 + 4)[0]
+            if track == 1:  # entries of 16 bytes after version/flags, count, data offset
+                out += [struct.unpack_from(">I", data, t0 + 12 + 16 * i)[0]
+                        for i in range(count)]
+    return out
 
 
 def run(seg: Segmenter, indices, origin: int = 0) -> list[Part | Segment]:
@@ -70,9 +94,9 @@ def test_dropped_frames_fill_durations_and_keep_grid():
 def test_chunks_stream_a_part_and_are_its_prefix():
     seg = Segmenter(TIMING, chunk_frames=2)
     events = run(seg, range(6))
-    # a chunk goes out once the frame after its last one has arrived (durations known)
+    # a chunk goes out as soon as its last frame is in (no waiting for the next frame)
     assert [type(e).__name__ for e in events] == ["Chunk", "Chunk", "Part"]
-    assert [len(seg.add(frame(i, False, i * 1600))) for i in range(6, 9)] == [0, 0, 1]
+    assert [len(seg.add(frame(i, False, i * 1600))) for i in range(6, 9)] == [0, 1, 0]
     c0, c1, part = events
     assert (c0.msn, c0.index, c1.index) == (0, 0, 0)
     assert part.data.startswith(c0.data + c1.data)
@@ -81,11 +105,16 @@ def test_chunks_stream_a_part_and_are_its_prefix():
     assert len(c0.marks) == len(c1.marks) == 2
     assert all(any(m is pm for pm in part.marks) for m in c0.marks + c1.marks)
     assert c0.marks[0] is part.marks[0] and c1.marks[-1] is part.marks[3]
-    # one chunk per frame, and drops inside the part leave no hole (durations span the gap)
+    # one chunk per frame, each out with its frame; a frame dropped after a chunk leaves a
+    # hole of its length, one dropped inside a chunk does not (durations span the gap)
     seg1 = Segmenter(TIMING, chunk_frames=1)
     ev = run(seg1, [0, 1, 3, 4, 5])
-    assert [type(e).__name__ for e in ev] == ["Chunk"] * 3 + ["Part"]
-    assert ev[-1].frames == 6 and ev[-1].data.startswith(b"".join(e.data for e in ev[:3]))
+    assert [type(e).__name__ for e in ev] == ["Chunk"] * 4 + ["Part"]
+    assert ev[-1].frames == 6 and ev[-1].data.startswith(b"".join(e.data for e in ev[:4]))
+    assert [sample_durations(c.data) for c in ev[:4]] == [[TIMING_FT]] * 4
+    seg2 = Segmenter(TIMING, chunk_frames=2)
+    ev = run(seg2, [0, 2, 3, 4, 5])  # frame 1 dropped inside the first chunk
+    assert sample_durations(ev[0].data) == [2 * TIMING_FT, TIMING_FT]
 
 
 def test_min_msn_skips_frames_of_earlier_segments():
