@@ -22,6 +22,7 @@ Writes benchmarks/results/whip_churn.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -32,6 +33,7 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,14 +134,21 @@ def frames_of_cam(base: str, director: str) -> int:
     return next((s["frames_received"] for s in srcs if s["id"] == "cam"), 0)
 
 
-def run_churn(clip: Path, env: dict[str, str], reconnects: int, seconds: float,
-              settle: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def churn_server(env: dict[str, str]) -> Iterator[tuple[str, int, str, str, dict[str, Any]]]:
+    """A fresh server with the churn production: (base URL, pid, director token, publish
+    token, memory figures at the start)."""
     admin = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory() as tmp, server_process(
             Path(tmp) / "data", admin,
             env={"SCENECLOUD_INGEST_ICE_HOST_ADDRESSES": "127.0.0.1", **env}) as (base, spid):
         d, p = setup(base, admin)
-        start = mem_figures(spid)
+        yield base, spid, d, p, mem_figures(spid)
+
+
+def run_churn(clip: Path, env: dict[str, str], reconnects: int, seconds: float,
+              settle: float) -> dict[str, Any]:
+    with churn_server(env) as (base, spid, d, p, start):
         cycles: list[dict[str, Any]] = []
         t0, cpu0 = time.monotonic(), proc_cpu(spid)
         for i in range(reconnects):
@@ -171,12 +180,7 @@ def run_churn(clip: Path, env: dict[str, str], reconnects: int, seconds: float,
 
 
 def run_control(clip: Path, env: dict[str, str], samples: int, period: float) -> dict[str, Any]:
-    admin = secrets.token_urlsafe(24)
-    with tempfile.TemporaryDirectory() as tmp, server_process(
-            Path(tmp) / "data", admin,
-            env={"SCENECLOUD_INGEST_ICE_HOST_ADDRESSES": "127.0.0.1", **env}) as (base, spid):
-        d, p = setup(base, admin)
-        start = mem_figures(spid)
+    with churn_server(env) as (base, spid, d, p, start):
         pub = publisher(clip, base, p, samples * period + 60)
         cycles: list[dict[str, Any]] = []
         try:
