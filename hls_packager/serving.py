@@ -19,13 +19,14 @@ errors and their statuses) live here once:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from media_server.errors import error_body
 
 if TYPE_CHECKING:
     from hls_packager.segmenter import Part
@@ -44,8 +45,6 @@ RETRY_AFTER_S = 1
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*",
                 "Access-Control-Expose-Headers": "Content-Length"}
 
-_REASONS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-            500: "internal_error", 503: "unavailable"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _INT_RE = re.compile(r"^[0-9]{1,15}$")
 _FILE_RE = re.compile(
@@ -97,10 +96,7 @@ class Load:
 
 def error(status: int, detail: str, *, field: str | None = None) -> Reply:
     """The project's JSON error shape, CORS-open and never cached; 503 carries Retry-After."""
-    body: dict[str, str] = {"error": _REASONS.get(status, "error"), "detail": detail}
-    if field:
-        body["field"] = field
-    return Reply(status, json.dumps(body, ensure_ascii=False).encode(), JSON_CONTENT_TYPE,
+    return Reply(status, error_body(status, detail, field=field), JSON_CONTENT_TYPE,
                  CACHE_PLAYLIST, RETRY_AFTER_S if status == 503 else None)
 
 
@@ -385,10 +381,6 @@ class Signal:
         """Call `callback()` on every `fire()` until it returns True (done; a waiter that gave
         up returns True at the next fire, so nothing is ever searched for and removed)."""
         self._callbacks.append(callback)
-
-    @property
-    def waiters(self) -> int:
-        return len(self._callbacks)
 
     async def wait(self, timeout: float) -> bool:
         """Until the next `fire()` (True) or `timeout` seconds (False)."""

@@ -12,8 +12,9 @@ log = logging.getLogger(__name__)
 
 _REASONS = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 414: "uri_too_long",
     415: "unsupported_media_type", 422: "unprocessable", 429: "too_many_requests",
+    431: "header_fields_too_large",
     500: "internal_error", 503: "unavailable",
 }
 
@@ -31,14 +32,20 @@ class ApiError(Exception):
         self.field = field
 
 
-def error_response(status: int, detail: str, *, error: str | None = None,
-                   headers: Mapping[str, str] | None = None,
-                   field: str | None = None) -> web.Response:
+def error_body(status: int, detail: str, *, error: str | None = None,
+               field: str | None = None) -> bytes:
+    """The error shape as UTF-8 JSON (for servers other than aiohttp's, e.g. the HLS edge)."""
     body: dict[str, str] = {"error": error or _REASONS.get(status, "error"), "detail": detail}
     if field:
         body["field"] = field
-    return web.Response(status=status, text=json.dumps(body, ensure_ascii=False),
-                        content_type="application/json", headers=headers)
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def error_response(status: int, detail: str, *, error: str | None = None,
+                   headers: Mapping[str, str] | None = None,
+                   field: str | None = None) -> web.Response:
+    return web.Response(status=status, body=error_body(status, detail, error=error, field=field),
+                        content_type="application/json", charset="utf-8", headers=headers)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
