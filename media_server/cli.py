@@ -149,6 +149,10 @@ async def setup_demo(base: str, admin: str, cfg: Config) -> None:
                 if r.status != 200:
                     raise RuntimeError(f"cannot set up the demo switcher: {await r.text()}")
     d, p = prod["director_token"], prod["publish_token"]
+    hls = base
+    if cfg.server.hls_public_url or cfg.server.hls_port:
+        hls = cfg.server.hls_public_url.rstrip("/") or (
+            f"{base.rsplit(':', 1)[0]}:{cfg.server.hls_port}")
     print(f"""
 Scene Cloud demo is running on {base}
   production:      demo  (sources: bars, solid — built-in test generators)
@@ -158,7 +162,7 @@ Scene Cloud demo is running on {base}
   Director console:  {base}/console/demo      (sign in with the director token)
   Viewers' page:     {base}/scene/demo
   Phone publisher:   {base}/go/demo#token={p}
-  LL-HLS:            {base}/hls/demo/index.m3u8
+  LL-HLS:            {hls}/hls/demo/index.m3u8
 
   Production state:  curl -H 'Authorization: Bearer {d}' {base}/api/productions/demo
   Source snapshot:   curl -H 'Authorization: Bearer {d}' -o bars.jpg \\
