@@ -8,11 +8,12 @@ to the server under test. Uses FFmpeg's whip muxer (PyAV) on its default setting
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 
 import av
+
+from latency_lab.publisher import StopSignal
 
 
 def main() -> int:
@@ -22,14 +23,7 @@ def main() -> int:
     p.add_argument("--token", required=True)
     p.add_argument("--seconds", type=float, default=30)
     a = p.parse_args()
-    stop = False
-
-    def on_sig(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, on_sig)
-    signal.signal(signal.SIGTERM, on_sig)
+    stop = StopSignal()
     src = av.open(a.clip)
     vin = src.streams.video[0]
     ain = src.streams.audio[0] if src.streams.audio else None

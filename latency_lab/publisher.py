@@ -71,18 +71,28 @@ def describe_error(exc: BaseException) -> str:
     return f"WHIP publish failed: {type(exc).__name__}: {text}"
 
 
+class StopSignal:
+    """True once SIGINT or SIGTERM arrived: a publisher's send loop checks it and ends cleanly
+    (closing the muxer sends the WHIP DELETE). For the PyAV WHIP publishers: this probe's,
+    the benchmarks' clip replayer and the tests' test-pattern publisher."""
+
+    def __init__(self) -> None:
+        self._set = False
+        signal.signal(signal.SIGINT, self._on)
+        signal.signal(signal.SIGTERM, self._on)
+
+    def _on(self, *_: object) -> None:
+        self._set = True
+
+    def __bool__(self) -> bool:
+        return self._set
+
+
 def run(url: str, token: str, size: tuple[int, int], fps: int, seconds: float,
         audio: bool = True) -> int:
     import av
 
-    stop = False
-
-    def on_sig(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, on_sig)
-    signal.signal(signal.SIGTERM, on_sig)
+    stop = StopSignal()
     w, h = size
     emit(event="posting", wall=time.time())
     try:
@@ -139,7 +149,7 @@ def run(url: str, token: str, size: tuple[int, int], fps: int, seconds: float,
             out.close()  # WHIP DELETE
         except (av.FFmpegError, OSError) as exc:  # pragma: no cover - server already gone
             print(f"latency_lab.publisher: closing: {exc}", file=sys.stderr, flush=True)
-    emit(event="done", frames=sent, skipped=skipped, stopped=stop,
+    emit(event="done", frames=sent, skipped=skipped, stopped=bool(stop),
          late_max_ms=round(late_max * 1000, 1), seconds=round(time.time() - t0, 3))
     return 0
 

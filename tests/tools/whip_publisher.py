@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import fractions
-import signal
 import sys
 import time
 
 import av
 import numpy as np
+
+from latency_lab.publisher import StopSignal
 
 
 def main() -> int:
@@ -29,14 +30,7 @@ def main() -> int:
     p.add_argument("--no-audio", action="store_true")
     a = p.parse_args()
     w, h = (int(x) for x in a.size.split("x"))
-    stop = False
-
-    def on_sig(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, on_sig)
-    signal.signal(signal.SIGTERM, on_sig)
+    stop = StopSignal()
     out = av.open(a.url, mode="w", format="whip", options={"authorization": a.token})
     vs = out.add_stream("libx264", rate=a.fps)
     vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
