@@ -45,7 +45,6 @@ RETRY_AFTER_S = 1
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*",
                 "Access-Control-Expose-Headers": "Content-Length"}
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _INT_RE = re.compile(r"^[0-9]{1,15}$")
 _FILE_RE = re.compile(
     r"^(?:(?P<playlist>index\.m3u8)|init(?P<init>\d{1,9})\.mp4|seg(?P<seg>\d{1,15})\.m4s|"
