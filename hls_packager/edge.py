@@ -273,7 +273,8 @@ class _Connection(asyncio.Protocol):
         self._reading(False)
 
     def _run(self) -> None:
-        """Answer queued requests in order until one needs to wait (it gets a task)."""
+        """Answer queued requests in order until one needs to wait (a blocking reload waits as
+        a callback on its rendition's signal; a hinted part or a disk read gets a task)."""
         edge = self.edge
         while self._pending and not self._busy and not self._closing \
                 and not self._write_paused:
